@@ -1,0 +1,32 @@
+"The `anitalker` console script, run as a user would run it."
+import json
+
+def test_info(cli):
+    r = cli("info")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert {"kit_version", "torch", "torch_threads", "cpu"} <= set(info)
+
+def test_quickstart_writes_report_and_reuses_folder(cli, tmp_path):
+    r = cli("quickstart", "--out", "runs/qs", "--frames", "25")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "runs/qs/report.json").read_text())
+    assert rep["ok"] is True
+    assert rep["steps"]["modulated_conv"]["max_abs_diff_batched_vs_grouped"] < 1e-4
+    assert rep["steps"]["conformer"]["output_shape"] == [2, 25, 64]
+    assert json.loads((tmp_path / "runs/qs/config.json").read_text())["frames"] == 25
+    r2 = cli("quickstart", "--out", "runs/qs", "--frames", "25", "--seed", "1")   # re-run into the same folder
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads((tmp_path / "runs/qs/config.json").read_text())["seed"] == 1
+
+def test_bad_arguments_name_the_argument(cli, tmp_path):
+    r = cli("quickstart", "--out", "runs/bad", "--frames", "-3")
+    assert r.returncode == 2
+    assert "--frames" in r.stderr and "positive integer" in r.stderr
+    assert not (tmp_path / "runs/bad").exists()           # nothing half-written
+    r = cli("no-such-command")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+def test_no_command_prints_help(cli):
+    r = cli()
+    assert r.returncode == 2 and "quickstart" in r.stdout
