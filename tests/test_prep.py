@@ -26,7 +26,9 @@ def prepared(tmp_path_factory):
     head_video(src / "good" / "a.mp4")
     head_video(src / "noaudio" / "a.mp4", audio=False)
     head_video(src / "twofaces" / "a.mp4", second_face=True)
-    (src / "corrupt").mkdir(); (src / "corrupt" / "a.mp4").write_bytes(os.urandom(20000))
+    (src / "corrupt").mkdir(); good = (src / "good" / "a.mp4").read_bytes()
+    (src / "corrupt" / "a.mp4").write_bytes(good[: len(good) // 2])           # truncated: the index (moov) is missing
+    (src / "garbage").mkdir(); (src / "garbage" / "a.mp4").write_bytes(np.random.default_rng(0).bytes(20000))
     (src / "empty").mkdir(); (src / "empty" / "a.mp4").write_bytes(b"")
     (src / "noface").mkdir(); ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2", "-pix_fmt", "yuv420p", src / "noface" / "a.mp4")
     # variable frame rate: 30 fps for 1 s then 10 fps for 1 s
@@ -70,6 +72,7 @@ def test_bad_files_are_dropped_with_a_reason_naming_the_problem(prepared):
     _, out, man, _ = prepared
     assert rec(man, "corrupt")["status"] == "dropped" and "unreadable" in rec(man, "corrupt")["reason"]
     assert "not a readable" in rec(man, "corrupt")["reason"] and "a.mp4" in rec(man, "corrupt")["reason"]
+    assert rec(man, "garbage")["status"] == "dropped" and rec(man, "garbage")["reason"].startswith(("unreadable", "no video stream"))
     assert rec(man, "empty")["status"] == "dropped" and "empty" in rec(man, "empty")["reason"]
     assert rec(man, "noface")["status"] == "dropped" and rec(man, "noface")["reason"].startswith("no face found")
 
