@@ -56,7 +56,7 @@ check-clean: setup
 	echo "[check] notebooks clean, library in sync, README current"
 
 nbtest: setup
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/nbdev_test --n_workers 1 --timing   # one at a time: parallel notebooks oversubscribe 2 cores (torch uses both)
 
 pytest: setup
 	$(BIN)/python -m pytest tests -ra

@@ -30,3 +30,12 @@ def test_bad_arguments_name_the_argument(cli, tmp_path):
 def test_no_command_prints_help(cli):
     r = cli()
     assert r.returncode == 2 and "quickstart" in r.stdout
+
+def test_bench_quick_json(cli):
+    r = cli("bench", "--quick", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["preset"] == "tiny" and {"torch", "torch_threads", "cpu"} <= set(rep["env"])
+    rows = {(x["module"], x["batch"], x["dtype"]) for x in rep["rows"]}
+    assert {("render", 1, "float32"), ("render", 8, "float32"), ("render", 8, "bfloat16"), ("encode", 1, "float32")} <= rows
+    assert all(x["ms_per_frame"] > 0 for x in rep["rows"])
