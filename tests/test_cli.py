@@ -14,10 +14,12 @@ def test_quickstart_writes_report_and_reuses_folder(cli, tmp_path):
     assert rep["ok"] is True
     assert rep["steps"]["modulated_conv"]["max_abs_diff_batched_vs_grouped"] < 1e-4
     assert rep["steps"]["conformer"]["output_shape"] == [2, 25, 64]
+    assert rep["steps"]["synthetic_data"]["clips"] == 16 and rep["steps"]["stage1_forward"]["recon_shape"] == [4, 3, 64, 64]
     assert json.loads((tmp_path / "runs/qs/config.json").read_text())["frames"] == 25
     r2 = cli("quickstart", "--out", "runs/qs", "--frames", "25", "--seed", "1")   # re-run into the same folder
     assert r2.returncode == 0, r2.stderr
     assert json.loads((tmp_path / "runs/qs/config.json").read_text())["seed"] == 1
+    assert json.loads((tmp_path / "runs/qs/report.json").read_text())["steps"]["synthetic_data"]["clips"] == 16
 
 def test_bad_arguments_name_the_argument(cli, tmp_path):
     r = cli("quickstart", "--out", "runs/bad", "--frames", "-3")
