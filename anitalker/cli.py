@@ -217,4 +217,4 @@ def _dispatch(args) -> int:
         return 0 if rep["ok"] else 1
     build_parser().print_help(); return 2
 
-if __name__ == "__main__": sys.exit(main())   # `python -m anitalker.cli` (torchrun, accelerate launch)
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # `python -m anitalker.cli` (torchrun, accelerate launch); not in a notebook

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #55bfc397
 from __future__ import annotations
-import csv, copy, math, random, time, warnings
+import csv, copy, io, math, random, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -200,6 +200,11 @@ def _log(self, row:dict):
     if new: self._cols = list(row)
     elif not hasattr(self, "_cols"):
         with open(path, newline="") as f: self._cols = next(csv.reader(f), list(row))
+    if not new and (added := [k for k in row if k not in self._cols]):   # a loss that starts later (e.g. the adversarial one)
+        with open(path, newline="") as f: rows = list(csv.reader(f))[1:]
+        self._cols += added; buf = io.StringIO(); w = csv.writer(buf)
+        w.writerow(self._cols); w.writerows(r + [""] * (len(self._cols) - len(r)) for r in rows)
+        atomic_write(path, buf.getvalue())                                 # earlier rows get empty cells
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new: w.writerow(self._cols)

@@ -20,11 +20,13 @@ def self_reenactment(ae, data_dir, speakers, # held-out speaker ids
     "Mean PSNR/SSIM(/LPIPS) of rendering frame t from frame s of the same clip, and of copying s (the baseline)."
     ds = Stage1PairDataset(data_dir, speakers, size=ae.cfg.size, items_per_clip=pairs_per_clip, negatives=False, seed=seed)
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device
-    res = {k: [] for k in ("psnr", "ssim", "lpips", "copy_psnr", "copy_ssim")}
+    res = {k: [] for k in ("psnr", "ssim", "lpips", "copy_psnr", "copy_ssim", "motion_effect_psnr")}
     for i in range(0, len(ds), batch):
         items = [ds[j] for j in range(i, min(i + batch, len(ds)))]
         s, t = (torch.stack([b[k] for b in items]).to(dev) for k in ("source", "target"))
         r = ae(s, t)["recon"].float().clamp(-1, 1)
+        r0 = ae(s, s)["recon"].float().clamp(-1, 1)                     # the same portrait driven by its own α
+        res["motion_effect_psnr"].append(psnr(r, r0).clamp(max=100))      # 100 dB: identical renders
         res["psnr"].append(psnr(r, t)); res["ssim"].append(ssim(r, t)); res["copy_psnr"].append(psnr(s, t)); res["copy_ssim"].append(ssim(s, t))
         if exists(lpips): res["lpips"].append(lpips(r, t))
     ae.train(was)
