@@ -9,9 +9,10 @@ import torch
 from .core import env_info, seed_everything
 from .stage1.model import MotionAutoencoder, render_context
 from .metrics.image import psnr
+from .stage1.train import load_stage1
 
 # %% auto #0
-__all__ = ['bench_stage1', 'run_bench', 'format_report']
+__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -22,12 +23,23 @@ def _timeit(fn, repeats:int=3):
     return statistics.median(ts), out
 
 # %% ../nbs/70_bench.ipynb #70edd12c
+def bench_portrait(size:int=256) -> torch.Tensor: # (1,3,size,size) in [-1,1]
+    "The face of scikit-image's bundled astronaut photo (rows 0-255, columns 120-375 of 512²), area-resized to `size`."
+    import skimage.data
+    img = torch.from_numpy(skimage.data.astronaut()[:256, 120:376].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return img if size == 256 else torch.nn.functional.interpolate(img, size=(size, size), mode="area")
+
+def load_any_stage1(path) -> MotionAutoencoder:
+    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt`."
+    try: return load_stage1(path)
+    except KeyError: return MotionAutoencoder.load_official(path)
+
 def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0,
                  model:MotionAutoencoder|None=None) -> list[dict]:
     "Rows {module, preset, batch, dtype, ms_per_frame, psnr_vs_fp32} for stage-1 encode and render."
     seed_everything(seed, deterministic=False)
     m = (model or MotionAutoencoder.from_preset(preset)).eval(); S = m.cfg.size
-    portrait = torch.rand(1, 3, S, S) * 2 - 1
+    portrait = bench_portrait(S)
     rows = []
     with torch.inference_mode():
         t, src = _timeit(lambda: m.encode(portrait), repeats)
@@ -43,11 +55,13 @@ def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat1
     return rows
 
 # %% ../nbs/70_bench.ipynb #fd231d5a
-def run_bench(preset:str="paper", quick:bool=False, repeats:int=3) -> dict:
-    "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run)."
+def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None) -> dict:
+    "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
-    rows = bench_stage1(preset, repeats=repeats)
+    model = load_any_stage1(stage1) if stage1 else None
+    if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
+    rows = bench_stage1(preset, repeats=repeats, model=model)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
             "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}

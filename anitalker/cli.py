@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--preset", default="paper", choices=("paper", "tiny", "lia")); be.add_argument("--repeats", type=_positive_int, default=3)
     be.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     be.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
     t = sub.add_parser("train", help="train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
                        "torchrun --nproc_per_node N -m anitalker.cli train ...")
     t.add_argument("stage", choices=("stage1",)); t.add_argument("out", help="run folder")
@@ -202,7 +203,7 @@ def _dispatch(args) -> int:
         print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
     if args.command == "bench":
         from anitalker.bench import run_bench, format_report
-        rep = run_bench(args.preset, args.quick, args.repeats)
+        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1)
         print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
     if args.command == "train":
         from anitalker.stage1.train import Stage1TrainConfig, train_stage1

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/22_stage1.renderer.ipynb #64daa759
 from __future__ import annotations
+import contextlib
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..nn.layers import ModulatedConv2d, StyledConv, ConvLayer, Upsample, pointwise
 from .encoder import width_of, resolutions
@@ -80,26 +81,35 @@ class Synthesis(nn.Module):
             self.convs.append(StyledConv(ch[r], ch[r], 3, style_dim, blur_kernel=blur_kernel))
             self.to_flows.append(ToFlow(ch[r], style_dim, blur_kernel)); self.to_rgbs.append(ToRGB(ch[r], blur_kernel=blur_kernel))
 
+    fp32_max_res = 16   # under a bf16 autocast, levels up to this size stay fp32 (see 'bfloat16 rendering' below)
+
     def latent(self, wa, alpha): return wa + self.direction(alpha)               # w = w_a + Qα
 
+    def _precision(self, res:int, device_type:str):
+        "No autocast for the small levels (≤ `fp32_max_res`): their rounding errors would be amplified by every later level."
+        return torch.autocast(device_type, enabled=False) if res <= self.fp32_max_res and torch.is_autocast_enabled(device_type) else contextlib.nullcontext()
+
     def forward(self, wa:torch.Tensor, alpha:torch.Tensor, feats:list, return_flows:bool=False):
-        w = self.latent(wa, alpha)
-        x = self.input.input.expand(len(w), -1, -1, -1).to(w.dtype)
+        dev = wa.device.type
+        with torch.autocast(dev, enabled=False):                                  # the latent in fp32: it sets every style
+            w = self.latent(wa.float(), alpha.float())
+        x = self.input.input.expand(len(w), -1, -1, -1)
         if not torch.is_grad_enabled():                                           # inference: channels-last is ~2-4× faster on CPU
             x = x.contiguous(memory_format=torch.channels_last)
             feats = [f if f.is_contiguous(memory_format=torch.channels_last) or f.stride(0) == 0 else f.contiguous(memory_format=torch.channels_last) for f in feats]
-        x = self.conv1(x, w)
+        with self._precision(4, dev): x = self.conv1(x, w)
         rgb = raw = None; flows = []; fast = not torch.is_grad_enabled()
         for i, (to_flow, to_rgb, feat) in enumerate(zip(self.to_flows, self.to_rgbs, feats)):
-            if fast: x = self.convs[2 * i + 1](self.convs[2 * i](x, w, inplace=i > 0), w, inplace=True)
-            else: x = self.convs[2 * i + 1](self.convs[2 * i](x, w), w)
+            with self._precision(feat.shape[-1], dev):
+                if fast: x = self.convs[2 * i + 1](self.convs[2 * i](x, w, inplace=i > 0), w, inplace=True)
+                else: x = self.convs[2 * i + 1](self.convs[2 * i](x, w), w)
             if fast:                                                              # same arithmetic, fewer passes over C channels
                 with torch.autocast(x.device.type, enabled=False):                # flows in fp32: a bf16 flow is off by ~S/256 px
-                    raw = to_flow.conv(x.float(), w.float()) + to_flow.bias + (to_flow.upsample(raw) if raw is not None else 0)
-                flow, mask = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
-                warped = warp(feat, flow).to(x.dtype)                            # autocast runs grid_sample in fp32
-                mask = mask.to(x.dtype)
-                rgb, x = to_rgb(warped, rgb, mask=mask), x.lerp_(warped, mask)     # x + m·(warped - x), in place
+                    raw = to_flow.conv(x.float(), w) + to_flow.bias + (to_flow.upsample(raw) if raw is not None else 0)
+                    flow, mask = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
+                    warped = warp(feat.float(), flow)                             # grid_sample in fp32, as autocast would run it
+                    rgb = to_rgb(warped, rgb, mask=mask)                          # the 3-channel RGB path stays fp32 (cheap)
+                x = x.lerp_(warped.to(x.dtype), mask.to(x.dtype))                # x + m·(warped - x), in place
             else:
                 warped, x, raw, flow, mask = to_flow(x, w, feat, raw)
                 rgb = to_rgb(warped, rgb)
