@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Sampler
 from .core import Config, exists, default, atomic_save, atomic_write, load_checkpoint
 
 # %% auto #0
-__all__ = ['TrainConfig', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer']
+__all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer']
 
 # %% ../nbs/03_train.ipynb #fa54d2a2
 @dataclass
@@ -23,6 +23,8 @@ class TrainConfig(Config):
     grad_accum: int = 1          # micro-batches per optimiser step
     mixed_precision: str = "no"  # 'no', 'bf16' or 'fp16' (accelerate's autocast)
     ema_decay: float = 0.0       # 0 = no EMA; e.g. 0.999
+    lr_schedule: str = "constant"  # 'constant' or 'cosine' (to 0 at `steps`), after `warmup_steps` of linear warm-up
+    warmup_steps: int = 0        # optimiser steps of linear warm-up (0 = none)
     log_every: int = 10          # steps between CSV/TensorBoard rows
     sample_every: int = 0        # steps between PNG sample grids (0 = only at the end)
     ckpt_every: int = 100        # steps between checkpoints (always one at the end)
@@ -34,6 +36,15 @@ class TrainConfig(Config):
         for k in ("steps", "batch_size", "grad_accum"):
             if int(getattr(self, k)) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)!r}")
         if not 0 <= self.ema_decay < 1: raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.lr_schedule not in ("constant", "cosine"): raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if int(self.warmup_steps) < 0: raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+
+def lr_factor(cfg:TrainConfig, step:int) -> float: # 0-based optimiser step
+    "The learning-rate multiplier of optimiser step `step`: linear warm-up, then 1 or a cosine from 1 to 0 at `cfg.steps`."
+    if step < cfg.warmup_steps: return (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant": return 1.0
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 # %% ../nbs/03_train.ipynb #236c4b45
 class ResumableSampler(Sampler):
@@ -243,6 +254,9 @@ def _fit(self) -> Path:
     bar = tqdm(total=c.steps, initial=self.step, disable=not (self.is_main and self.progress), desc=self.out.name, dynamic_ncols=True)
     for m in self.models.values(): m.train()
     while self.step < c.steps:
+        f = lr_factor(c, self.step)                                           # a function of the step: exact on resume
+        for o in self.opts.values():
+            for g in o.param_groups: g["lr"] = g.setdefault("base_lr", g["lr"]) * f
         for _ in range(c.grad_accum):
             batch = _to(next(it), self.device); self.micro += 1
             with acc.accumulate(*self.models.values()), acc.autocast(): out = self.step_fn(self, batch)

@@ -70,18 +70,28 @@ class CLUBSample(CLUB):
 
 # %% ../../nbs/26_losses.club.ipynb #40faa6fa
 class CLUBMean(_GaussianCLUB):
-    "CLUB with q(y|x) = N(μ(x), I): only the mean network is learned; it can be an external module."
+    "CLUB with q(y|x) = N(μ(x), σ²): only the mean network is learned (it can be an external module); σ² = 1 or, with `variance='ml'`, the batch's residual variance per dimension."
     def __init__(self, x_dim:int|None=None, # size of x (not needed with `mu_net`)
                  y_dim:int|None=None, # size of y (not needed with `mu_net`)
                  hidden:int|None=None, # None: μ is Linear; else Linear-ReLU-Linear with this width
                  mu_net:nn.Module|None=None, # use this module as μ (e.g. `identity_net_density`), shared, not copied
+                 variance:str="unit", # 'unit' (σ² = 1, the reference) or 'ml' (σ²_d = mean_i (y_id - μ_d(x_i))², detached)
                 ):
         super().__init__()
+        if variance not in ("unit", "ml"): raise ValueError(f"variance must be 'unit' or 'ml', got {variance!r}")
+        self.variance = variance
         if exists(mu_net): self.mu_net = mu_net
         elif x_dim is None or y_dim is None: raise ValueError("CLUBMean needs x_dim and y_dim, or a mu_net")
         else: self.mu_net = nn.Linear(x_dim, y_dim) if hidden is None else _mlp(x_dim, hidden, y_dim)
     def get_mu_logvar(self, x):
         mu = self.mu_net(x); return mu, torch.zeros_like(mu)       # log σ² = 0
+    def mi_upper_bound(self, x:torch.Tensor, y:torch.Tensor) -> torch.Tensor: # (N,x_dim), (N,y_dim) → () nats
+        "The all-pairs bound; with `variance='ml'` each dimension is divided by its residual variance, so it does not change when y is rescaled."
+        if self.variance == "unit": return super().mi_upper_bound(x, y)
+        mu = self.mu_net(x)
+        y_bar, s2 = y.mean(0), y.var(0, unbiased=False)
+        var = (mu - y).pow(2).mean(0).detach().clamp_min(1e-3 * s2.detach() + 1e-12)   # σ²_d: the ML variance given μ
+        return (((mu - y_bar)**2 + s2 - (mu - y)**2) / (2 * var)).sum(-1).mean()
 
 # %% ../../nbs/26_losses.club.ipynb #aa0ca388
 class _Tanh2(nn.Module):

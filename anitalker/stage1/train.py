@@ -48,6 +48,10 @@ class Stage1TrainConfig(Config):
     use_mi: bool = True                # CLUB between e_id and h_m
     club_steps: int = 1                # estimator steps per training step
     club_lr: float = 1e-3
+    club_variance: str = "unit"       # CLUBMean's σ²: 'unit' (the reference) or 'ml' (residual variance, scale-free; see below)
+    mi_on: str = "h_m"                 # CLUB between e_id and 'h_m' (estimator = the official identity_net_density) or 'alpha' (own estimator)
+    ml_start: int = 0                  # step from which the ML term enters the loss (logged before)
+    mi_start: int = 0                  # step from which the MI term enters the loss (the estimator trains from step 0)
     adv_start: int = 0                 # step from which the adversarial terms run
     r1_gamma: float = 0.0              # R1 on real images (0 = off), applied every r1_every steps (lazy)
     r1_every: int = 16
@@ -61,7 +65,8 @@ class Stage1TrainConfig(Config):
 
     def __post_init__(self):
         checks = {"preset": (self.preset, tuple(PRESETS)), "projector": (self.projector, ("lmd", "fc")),
-                  "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "none")), "metric": (self.metric, ("none", "triplet", "aam"))}
+                  "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "none")), "metric": (self.metric, ("none", "triplet", "aam")),
+                  "club_variance": (self.club_variance, ("unit", "ml")), "mi_on": (self.mi_on, ("h_m", "alpha"))}
         for k, (v, ok) in checks.items():
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
         if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
@@ -106,9 +111,11 @@ class Stage1Net(nn.Module):
             raise ValueError(f"preset {cfg.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'")
         self.aam = AAMSoftmax(self.ae.cfg.style_dim, n_speakers) if cfg.metric == "aam" else None
         if cfg.use_mi:
-            self.club = CLUBMean(mu_net=dec.identity_net_density)              # trained by the estimator optimiser
-            object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(dec.identity_net_density)))
-    def estimator_parameters(self): return list(self.ae.enc.net_decouping.identity_net_density.parameters()) if self.cfg.use_mi else []
+            S, d = self.ae.cfg.style_dim, self.ae.cfg.motion_dim
+            mu = dec.identity_net_density if cfg.mi_on == "h_m" else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
+            self.club = CLUBMean(mu_net=mu)                                      # trained by the estimator optimiser
+            object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.club_variance))
+    def estimator_parameters(self): return list(self.club.parameters()) if self.cfg.use_mi else []
     def model_parameters(self):
         est = {id(p) for p in self.estimator_parameters()}; return [p for p in self.parameters() if id(p) not in est]
 
@@ -121,7 +128,7 @@ class Stage1Net(nn.Module):
         out = {"recon": self.ae.render(src, e["alpha"][B:2 * B])}
         if exists(e["id"]):
             eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
-            out.update(club_x=_standardize(eid), club_y=_standardize(hm))
+            out.update(club_x=_standardize(eid), club_y=e["alpha"][:2 * B] if c.mi_on == "alpha" else _standardize(hm))   # α's scale is motion: not normalised
             if c.use_mi: out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
             if c.metric == "aam":
                 y = batch["speaker"].repeat(2); out["ml"] = self.aam(eid, y); out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
@@ -178,9 +185,10 @@ def stage1_step(tr:Trainer, batch:dict) -> dict:
     if exists(tr.percep): logs["percep"] = tr.percep(xh, x); loss = loss + c.w_percep * logs["percep"]
     adv = c.w_adv > 0 and tr.step >= c.adv_start
     if adv: logs["g_adv"] = g_nonsaturating(_Detached(D)(xh)); loss = loss + c.w_adv * logs["g_adv"]
-    if "mi" in out: logs["mi"] = out["mi"]; loss = loss + c.w_mi * F.relu(out["mi"])   # a negative bound says nothing: no push
+    ml_on, mi_on = tr.step >= c.ml_start, tr.step >= c.mi_start               # identity terms on (logged either way)
+    if "mi" in out: logs["mi"] = out["mi"]; loss = loss + mi_on * c.w_mi * F.relu(out["mi"])   # a negative bound says nothing: no push
     if "ml" in out:
-        logs["ml"] = out["ml"]; loss = loss + c.w_ml * out["ml"]
+        logs["ml"] = out["ml"]; loss = loss + ml_on * c.w_ml * out["ml"]
         if "ml_acc" in out: logs["ml_acc"] = out["ml_acc"]
     logs["loss"] = loss
     tr.optimize("model", loss)
