@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 import anitalker
-from .core import Config, seed_everything, env_info, make_run_dir, atomic_write
+from .core import Config, seed_everything, env_info, make_run_dir, atomic_write, CheckpointError
 
 # %% auto #0
 __all__ = ['QUICKSTART_STEPS', 'EXPERIMENTS_DIR', 'QuickstartConfig', 'run_quickstart', 'read_params', 'run_experiment',
@@ -178,7 +178,7 @@ def main(argv:list[str]|None=None) -> int:
     "Console entry point: `anitalker COMMAND ...`; errors in inputs exit with status 1 and one clear line."
     args = build_parser().parse_args(argv)
     try: return _dispatch(args)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, CheckpointError) as e:
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
 def _dispatch(args) -> int:

@@ -41,3 +41,11 @@ def test_bench_quick_json(cli):
     rows = {(x["module"], x["batch"], x["dtype"]) for x in rep["rows"]}
     assert {("render", 1, "float32"), ("render", 8, "float32"), ("render", 8, "bfloat16"), ("encode", 1, "float32")} <= rows
     assert all(x["ms_per_frame"] > 0 for x in rep["rows"])
+
+def test_bench_bad_checkpoint_is_one_clear_line(cli, tmp_path):
+    (tmp_path / "junk.ckpt").write_text("junk")
+    r = cli("bench", "--stage1", str(tmp_path / "junk.ckpt"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "junk.ckpt" in r.stderr and "is not a checkpoint" in r.stderr
+    r = cli("bench", "--stage1", str(tmp_path / "missing.ckpt"))
+    assert r.returncode == 1 and "missing.ckpt" in r.stderr and "does not exist" in r.stderr
