@@ -193,6 +193,9 @@ class StyledConv(nn.Module):
         self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, demodulate=demodulate,
                                     upsample=upsample, blur_kernel=blur_kernel)
         self.noise, self.activate = NoiseInjection(), FusedLeakyReLU(out_channel)
+
+    per_sample_min_px = 64 * 64   # inference in bf16: input maps at least this large get one folded weight per sample (see below)
+
     def forward(self, x, style, noise=None,
                 inplace:bool=False): # inference only: the caller allows x to be overwritten
         c = self.conv
@@ -200,9 +203,27 @@ class StyledConv(nn.Module):
             return self.activate(self.noise(c(x, style), noise))
         # inference fast path: the same arithmetic, in place after the conv (no new full-size tensors but the conv's)
         with torch.autocast(x.device.type, enabled=False): s = c.modulation(style.float())   # styles and demod in fp32
-        r2 = math.sqrt(2); sx = s[:, :, None, None].to(x.dtype)
+        r2 = math.sqrt(2)
+        if x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px: return self._per_sample(x, s)
+        sx = s[:, :, None, None].to(x.dtype)
         out = _conv(c, x.mul_(sx) if inplace else x * sx, (c.scale * c.weight[0]).to(x.dtype))
         out.mul_((c.demod_coef(s) * r2)[:, :, None, None].to(x.dtype)).add_((self.activate.bias * r2).to(x.dtype))
+        return F.leaky_relu_(out, self.activate.negative_slope)
+
+    def _per_sample(self, x, s):
+        "Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv per sample: no passes over x for x·s and out·d."
+        c, r2 = self.conv, math.sqrt(2)
+        wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]   # (B,Cout,Cin,k,k)
+        bias = (self.activate.bias * r2).reshape(-1).to(x.dtype); out = None
+        for i in range(len(x)):
+            wi = wb[i].to(x.dtype)
+            o = _conv(c, x[i:i + 1], wi) if c.upsample else F.conv2d(x[i:i + 1], wi, bias, padding=c.padding)
+            if len(x) == 1: out = o; break
+            if out is None:
+                fmt = torch.channels_last if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1 else torch.contiguous_format
+                out = torch.empty((len(x), *o.shape[1:]), dtype=o.dtype, device=o.device, memory_format=fmt)
+            out[i:i + 1] = o
+        if c.upsample: out.add_(bias[None, :, None, None])                 # the blur after the transposed conv would scale a folded bias
         return F.leaky_relu_(out, self.activate.negative_slope)
 
 # %% ../../nbs/01_nn.layers.ipynb #560e6bfd
