@@ -11,8 +11,8 @@ from ..core import exists, load_checkpoint
 
 # %% auto #0
 __all__ = ['VGG19_FILE', 'l1_loss', 'AntiAliasDownsample', 'find_torch_hub_file', 'VGG19Features', 'VGGPyramidLoss', 'PyramidL1',
-           'lpips_backbone_file', 'lpips_backbone_path', 'load_lpips_backbone', 'LPIPSLoss', 'g_nonsaturating',
-           'd_logistic', 'r1_penalty']
+           'SSIMLoss', 'lpips_backbone_file', 'lpips_backbone_path', 'load_lpips_backbone', 'LPIPSLoss',
+           'g_nonsaturating', 'd_logistic', 'r1_penalty']
 
 # %% ../../nbs/25_losses.image.ipynb #cdc0a950
 def l1_loss(pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each
@@ -94,6 +94,12 @@ class PyramidL1(nn.Module):
         super().__init__(); self.pyr = nn.ModuleList([AntiAliasDownsample(3, s) for s in scales])
     def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each
         return sum(l1_loss(d(pred), d(target)) for d in self.pyr) / len(self.pyr)
+
+class SSIMLoss(nn.Module):
+    "1 - SSIM (the metric's Gaussian-window SSIM, differentiable): a weight-free structural term for CPU runs without ImageNet weights."
+    def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each, H,W >= 11
+        from anitalker.metrics.image import ssim                              # one SSIM in the kit (metrics import this module)
+        return 1 - ssim(pred, target).mean()
 
 # %% ../../nbs/25_losses.image.ipynb #73a00a4a
 _TV = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights"}

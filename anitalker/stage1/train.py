@@ -14,7 +14,7 @@ from ..train import TrainConfig, Trainer
 from ..data.datasets import Stage1PairDataset, list_clips, latent_path, to_tensor
 from .model import MotionAutoencoder, PRESETS
 from .discriminator import Discriminator, DiscriminatorConfig
-from ..losses.image import l1_loss, VGGPyramidLoss, PyramidL1, g_nonsaturating, d_logistic, r1_penalty
+from ..losses.image import l1_loss, VGGPyramidLoss, PyramidL1, SSIMLoss, g_nonsaturating, d_logistic, r1_penalty
 from ..losses.club import CLUBMean
 from ..losses.metric import AAMSoftmax, triplet_loss
 
@@ -41,7 +41,7 @@ class Stage1TrainConfig(Config):
     w_adv: float = 1.0                 # λ2
     w_mi: float = 0.1                  # λ3 (needs use_mi)
     w_ml: float = 0.1                  # λ4 (needs metric != 'none')
-    perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' (pixels, no weights) or 'none'
+    perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
     metric: str = "aam"                # 'none', 'triplet' or 'aam'
@@ -65,7 +65,7 @@ class Stage1TrainConfig(Config):
 
     def __post_init__(self):
         checks = {"preset": (self.preset, tuple(PRESETS)), "projector": (self.projector, ("lmd", "fc")),
-                  "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "none")), "metric": (self.metric, ("none", "triplet", "aam")),
+                  "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")), "metric": (self.metric, ("none", "triplet", "aam")),
                   "club_variance": (self.club_variance, ("unit", "ml")), "mi_on": (self.mi_on, ("h_m", "alpha"))}
         for k, (v, ok) in checks.items():
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
@@ -166,6 +166,7 @@ class DiscriminatorLoss(nn.Module):
 def perceptual_loss(cfg:Stage1TrainConfig, size:int) -> nn.Module|None:
     "The configured perceptual loss module (frozen), or None."
     if cfg.perceptual == "none" or cfg.w_percep == 0: return None
+    if cfg.perceptual == "ssim": return SSIMLoss()
     if cfg.perceptual == "pyramid_l1": return PyramidL1(tuple(s for s in (1, 0.5, 0.25, 0.125) if size * s >= 8))
     if cfg.perceptual == "vgg":
         scales = tuple(s for s in (1, 0.5, 0.25, 0.125) if size * s >= 16)
