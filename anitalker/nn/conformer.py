@@ -59,7 +59,7 @@ class RelPositionMultiHeadedAttention(nn.Module):
                 mask:torch.Tensor|None=None): # (B,1,T) or (B,T,T), True = keep; the official model passes None
         split = lambda t: rearrange(t, "b t (h d) -> b h t d", h=self.h)
         q = rearrange(self.linear_q(x), "b t (h d) -> b t h d", h=self.h)
-        k, v, p = split(self.linear_k(x)), split(self.linear_v(x)), split(self.linear_pos(pos_emb))
+        k, v, p = split(self.linear_k(x)), split(self.linear_v(x)), split(self.projected_pos(pos_emb))
         ac = torch.einsum("bthd,bhsd->bhts", q + self.pos_bias_u, k)                  # (q+u)ᵀk
         bd = rel_shift(torch.einsum("bthd,xhsd->bhts", q + self.pos_bias_v, p))       # (q+v)ᵀp_{i-j}
         scores = (ac + bd) / math.sqrt(self.d_k)
@@ -68,6 +68,15 @@ class RelPositionMultiHeadedAttention(nn.Module):
             attn = torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1).masked_fill(~keep, 0.0)
         else: attn = torch.softmax(scores, dim=-1)
         return self.linear_out(rearrange(self.dropout(attn) @ v, "b h t d -> b t (h d)"))
+
+    def projected_pos(self, pos_emb:torch.Tensor) -> torch.Tensor: # (1,2T-1,d)
+        "W_R·pos_emb; at inference cached per (encodings, weights, autocast dtype): it depends on T only, so a DDIM loop need not recompute it (≈16 % of a 250-frame block)."
+        if torch.is_grad_enabled() or self.training: return self.linear_pos(pos_emb)
+        w, dev = self.linear_pos.weight, pos_emb.device.type
+        key = (pos_emb.data_ptr(), tuple(pos_emb.shape), pos_emb.dtype, w.data_ptr(), w._version,
+               torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None)
+        if getattr(self, "_pos_cache", (None,))[0] != key: self._pos_cache = (key, self.linear_pos(pos_emb))
+        return self._pos_cache[1]
 
 # %% ../../nbs/02_nn.conformer.ipynb #d5c01d0f
 class PositionwiseFeedForward(nn.Module):
