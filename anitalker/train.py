@@ -164,9 +164,11 @@ class Trainer:
     def device(self): return self.acc.device
     def unwrap(self, name:str) -> nn.Module: return self.acc.unwrap_model(self.models[name])
     def backward(self, loss): self.acc.backward(loss)
-    def optimize(self, name:str, loss:torch.Tensor):
-        "backward, step, zero_grad: in this order, so accumulated gradients survive until the last micro-batch."
-        self.acc.backward(loss); self.opts[name].step(); self.opts[name].zero_grad(set_to_none=True)
+    def optimize(self, name:str, loss:torch.Tensor, clip:float=0.0): # clip > 0: clip the gradient norm of `name` to this
+        "backward, [clip], step, zero_grad: in this order, so accumulated gradients survive until the last micro-batch."
+        self.acc.backward(loss)
+        if clip > 0 and self.acc.sync_gradients: self.acc.clip_grad_norm_([p for g in self.opts[name].param_groups for p in g["params"]], clip)
+        self.opts[name].step(); self.opts[name].zero_grad(set_to_none=True)
     def autocast(self): return self.acc.autocast()
 
 # %% ../nbs/03_train.ipynb #6b839cb4
