@@ -12,7 +12,7 @@ from .metrics.image import psnr
 from .stage1.train import load_stage1
 
 # %% auto #0
-__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'run_bench', 'format_report']
+__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -54,14 +54,44 @@ def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat1
                              "psnr_vs_fp32": round(psnr(y.float(), ref).mean().item(), 1) if ref is not None and dt != "float32" else None})
     return rows
 
+# %% ../nbs/70_bench.ipynb #31950c9c
+def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(10, 60), steps:int=50,
+                 dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0) -> list[dict]:
+    "Rows {module, preset, dtype, ms, ratio} for the stage-2 condition, one DDIM step and whole samplings of `seconds` of audio."
+    from anitalker.stage2.generator import MotionGenerator
+    from anitalker.stage2.sampling import sample_motion
+    seed_everything(seed, deterministic=False)
+    gen = MotionGenerator.from_preset(preset, variant=variant).eval(); c = gen.cfg
+    audio = lambda s: torch.randn((1, c.n_hubert_layers, 2 * int(s * 25), c.audio_dim) if c.front == "hubert" else (1, 4 * int(s * 25), c.audio_dim))
+    a0, w0, rows = torch.zeros(1, c.motion_dim), torch.zeros(1, c.style_dim), []
+    row = lambda m, dt, ms, ratio=None: {"module": m, "preset": f"{preset}/{variant}", "dtype": dt, "ms": round(ms, 1), "ratio": ratio}
+    with torch.inference_mode():
+        for dt in dtypes:
+            ctx = (lambda: torch.autocast("cpu", torch.bfloat16)) if dt == "bfloat16" else contextlib.nullcontext
+            A = audio(seconds[0]); x = torch.randn(1, A.shape[-2] // c.rate, c.motion_dim)
+            with ctx(): tc, cond = _timeit(lambda: gen.condition(A), repeats)
+            with ctx(): td, _ = _timeit(lambda: gen.denoise(x, 500, cond, a0, w0), repeats)
+            rows += [row("s2.condition", dt, tc * 1000), row("s2.ddim_step", dt, td * 1000)]
+            first = None
+            for s in seconds:
+                A = audio(s); t, _ = _timeit(lambda: sample_motion(gen, A, a0, w0, steps=steps, dtype=dt), repeats if first is None else 1)
+                rows.append(row(f"s2.sample_{s:g}s", dt, t * 1000, None if first is None else round(t / first, 2))); first = first or t
+    return rows
+
 # %% ../nbs/70_bench.ipynb #fd231d5a
-def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None) -> dict:
+def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
+              only:str|None=None) -> dict: # 'stage1' or 'stage2': only those rows
     "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
+    if only not in (None, "stage1", "stage2"): raise ValueError(f"only must be None, 'stage1' or 'stage2', got {only!r}")
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
     model = load_any_stage1(stage1) if stage1 else None
+    p2 = "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
-    rows = bench_stage1(preset, repeats=repeats, model=model)
+    rows = bench_stage1(preset, repeats=repeats, model=model) if only != "stage2" else []
+    if only != "stage1":
+        rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only", seconds=(2, 6) if quick else (10, 60),
+                             steps=4 if quick else 50, repeats=repeats)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
             "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -72,6 +102,10 @@ def format_report(rep:dict) -> str:
     lines = [f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset {rep['preset']} | "
              f"median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
              f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
-    for r in rep["rows"]:
+    for r in (r for r in rep["rows"] if "ms_per_frame" in r):
         lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} {'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}")
+    s2 = [r for r in rep["rows"] if "ms" in r]
+    if s2:
+        lines += [f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick", f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}"]
+        lines += [f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}" for r in s2]
     return "\n".join(lines)

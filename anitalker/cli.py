@@ -103,8 +103,9 @@ def run_experiment(name:str, params=None, sets=(), runs="runs", run_id:str|None=
     if not nb.exists():
         have = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.ipynb"))
         raise FileNotFoundError(f"no experiment notebook {str(nb)!r}; available: {have}")
-    if params and not Path(params).suffix:                           # a preset name
-        params = EXPERIMENTS_DIR/"params"/f"{params}.yaml"
+    if params and not Path(params).suffix:                           # a preset name: params/<stage>_<name>.yaml, else params/<name>.yaml
+        own = EXPERIMENTS_DIR/"params"/f"{name.split('_')[0]}_{params}.yaml"
+        params = own if name.split("_")[0] != "stage1" and own.exists() else EXPERIMENTS_DIR/"params"/f"{params}.yaml"
         if not params.exists(): raise FileNotFoundError(f"no params preset {str(params)!r}; available: {sorted(p.stem for p in (EXPERIMENTS_DIR/'params').glob('*.yaml'))}")
     P = read_params(params, sets)
     h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -157,9 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     be.add_argument("--json", action="store_true", help="print JSON instead of the table")
     be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
+    be.add_argument("--only", choices=("stage1", "stage2"), default=None, help="only these rows")
     t = sub.add_parser("train", help="train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
                        "torchrun --nproc_per_node N -m anitalker.cli train ...")
-    t.add_argument("stage", choices=("stage1",)); t.add_argument("out", help="run folder")
+    t.add_argument("stage", choices=("stage1", "stage2")); t.add_argument("out", help="run folder")
     t.add_argument("--params", help="YAML file of flat parameters (e.g. nbs/experiments/params/tiny_cpu.yaml)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
     t.add_argument("--no-progress", action="store_true")
@@ -203,9 +205,13 @@ def _dispatch(args) -> int:
         print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
     if args.command == "bench":
         from anitalker.bench import run_bench, format_report
-        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1)
+        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only)
         print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
     if args.command == "train":
+        if args.stage == "stage2":
+            from anitalker.stage2.train import Stage2TrainConfig, train_stage2
+            cfg = Stage2TrainConfig.from_flat(read_params(args.params, args.set))
+            print(f"checkpoint: {train_stage2(cfg, args.out, progress=not args.no_progress)}"); return 0
         from anitalker.stage1.train import Stage1TrainConfig, train_stage1
         cfg = Stage1TrainConfig.from_flat(read_params(args.params, args.set))
         print(f"checkpoint: {train_stage1(cfg, args.out, progress=not args.no_progress)}"); return 0

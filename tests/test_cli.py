@@ -38,9 +38,16 @@ def test_bench_quick_json(cli):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["preset"] == "tiny" and {"torch", "torch_threads", "cpu"} <= set(rep["env"])
-    rows = {(x["module"], x["batch"], x["dtype"]) for x in rep["rows"]}
+    s1 = [x for x in rep["rows"] if "ms_per_frame" in x]; s2 = [x for x in rep["rows"] if "ms" in x]
+    rows = {(x["module"], x["batch"], x["dtype"]) for x in s1}
     assert {("render", 1, "float32"), ("render", 8, "float32"), ("render", 8, "bfloat16"), ("encode", 1, "float32")} <= rows
-    assert all(x["ms_per_frame"] > 0 for x in rep["rows"])
+    assert all(x["ms_per_frame"] > 0 for x in s1)
+    assert {(x["module"], x["dtype"]) for x in s2} >= {("s2.condition", "float32"), ("s2.ddim_step", "float32"),
+                                                        ("s2.sample_2s", "float32"), ("s2.sample_6s", "bfloat16")}
+    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) == len(rep["rows"])
+    r = cli("bench", "--quick", "--json", "--only", "stage2")
+    assert r.returncode == 0, r.stderr
+    assert all("ms" in x for x in json.loads(r.stdout)["rows"])
 
 def test_bench_bad_checkpoint_is_one_clear_line(cli, tmp_path):
     (tmp_path / "junk.ckpt").write_text("junk")

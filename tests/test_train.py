@@ -97,3 +97,14 @@ def test_papermill_stage1_experiment(tmp_path):
     assert sorted(p.name for p in (out/"samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
     nb = json.loads((out/"stage1_train.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    # stage 2 on that run's latents: the chain the quickstart runs (a few steps, every output written)
+    sets2 = [f"data_dir={tmp_path/'data'}", f"stage1_run={out}", "held_out=2", "window=16", "steps=4", "batch_size=4",
+             "log_every=1", "sample_every=2", "ckpt_every=2", "sample_steps=3", "eval_steps=3", "items_per_clip=2"]
+    out2 = run_experiment("stage2_train", "tiny_cpu", sets2, runs=tmp_path/"runs", progress=False)
+    names = {p.name for p in out2.iterdir()}
+    assert {"stage2_train.ipynb", "config.json", "metrics.csv", "metrics.json", "ckpt", "figures", "samples", "tb"} <= names, names
+    m2 = json.loads((out2/"metrics.json").read_text())
+    assert m2["steps"] == 4 and m2["config"]["variant"] == "mfcc_full_control" and m2["config"]["window"] == 16   # the stage2_tiny_cpu preset, overridden
+    assert -1 <= m2["eval"]["mouth_r"] <= 1 and -1 <= m2["eval"]["pose_r"] <= 1 and m2["eval"]["n_clips"] == 4
+    assert (out2/"figures"/"mouth_and_pose.png").stat().st_size > 1000
+    assert sorted(p.name for p in (out2/"samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
