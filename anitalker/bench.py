@@ -12,7 +12,8 @@ from .metrics.image import psnr
 from .stage1.train import load_stage1
 
 # %% auto #0
-__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'run_bench', 'format_report']
+__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'e2e_once', 'bench_e2e', 'run_bench',
+           'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -78,20 +79,62 @@ def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(1
                 rows.append(row(f"s2.sample_{s:g}s", dt, t * 1000, None if first is None else round(t / first, 2))); first = first or t
     return rows
 
+# %% ../nbs/70_bench.ipynb #95693861
+def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int=8,
+             variant:str="mfcc_full_control", seed:int=0) -> dict:
+    "One `generate` run with random weights (in this process): {'seconds', 'frames', 'times', 'peak_rss_mb'}."
+    import tempfile, numpy as np
+    from PIL import Image
+    from skimage import data as skdata
+    from anitalker.stage2.generator import MotionGenerator
+    from anitalker.stage2.train import MotionNorm
+    from anitalker.data.media import write_wav
+    from anitalker.infer.pipeline import TalkingHead, generate
+    seed_everything(seed, deterministic=False)
+    ae, gen = MotionAutoencoder.from_preset(preset).eval(), MotionGenerator.from_preset(preset, variant=variant).eval()
+    th = TalkingHead(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}")
+    t = np.arange(int(seconds * 16000)) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(np.float32)   # syllable-like bursts
+    with tempfile.TemporaryDirectory() as d:
+        Image.fromarray(skdata.astronaut()).save(f"{d}/a.png"); write_wav(f"{d}/a.wav", wav)
+        t0 = time.perf_counter()
+        info = generate(f"{d}/a.png", f"{d}/a.wav", f"{d}/o.mp4", model=th, steps=steps, dtype=dtype, batch=batch, progress=False, verbose=False)
+        wall = time.perf_counter() - t0
+    return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int=8) -> list[dict]:
+    "Rows {module 'e2e.generate_<s>s', preset, dtype, s, frames, stages, peak_rss_mb}: one fresh process per run."
+    import subprocess, sys
+    rows = []
+    for dt in dtypes:
+        for s in seconds:
+            code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)})))"
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if r.returncode != 0: raise RuntimeError(f"the e2e benchmark ({preset}, {s} s, {dt}) failed: {r.stderr[-800:]}")
+            o = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append({"module": f"e2e.generate_{s:g}s", "preset": f"{preset}/mfcc_full_control", "dtype": dt, "s": o["seconds"],
+                         "frames": o["frames"], "stages": o["times"], "peak_rss_mb": o["peak_rss_mb"]})
+    return rows
+
+
 # %% ../nbs/70_bench.ipynb #fd231d5a
 def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
-              only:str|None=None) -> dict: # 'stage1' or 'stage2': only those rows
+              only:str|None=None, # 'stage1', 'stage2' or 'e2e': only those rows
+              long:bool=False) -> dict: # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
     "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
-    if only not in (None, "stage1", "stage2"): raise ValueError(f"only must be None, 'stage1' or 'stage2', got {only!r}")
+    if only not in (None, "stage1", "stage2", "e2e"): raise ValueError(f"only must be None, 'stage1', 'stage2' or 'e2e', got {only!r}")
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
     model = load_any_stage1(stage1) if stage1 else None
     p2 = "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
-    rows = bench_stage1(preset, repeats=repeats, model=model) if only != "stage2" else []
-    if only != "stage1":
+    rows = bench_stage1(preset, repeats=repeats, model=model) if only in (None, "stage1") else []
+    if only in (None, "stage2"):
         rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only", seconds=(2, 6) if quick else (10, 60),
                              steps=4 if quick else 50, repeats=repeats)
+    if only in (None, "e2e") and model is None:
+        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)), steps=4 if quick else 50)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
             "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -108,4 +151,8 @@ def format_report(rep:dict) -> str:
     if s2:
         lines += [f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick", f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}"]
         lines += [f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}" for r in s2]
+    e2 = [r for r in rep["rows"] if r["module"].startswith("e2e.")]
+    if e2:
+        lines += [f"end to end: {e2[0]['preset']}, one process per row", f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
+        lines += [f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  " + ", ".join(f"{k} {v:.1f}" for k, v in r['stages'].items()) for r in e2]
     return "\n".join(lines)

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     be.add_argument("--json", action="store_true", help="print JSON instead of the table")
     be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
-    be.add_argument("--only", choices=("stage1", "stage2"), default=None, help="only these rows")
+    be.add_argument("--only", choices=("stage1", "stage2", "e2e"), default=None, help="only these rows")
+    be.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
     t = sub.add_parser("train", help="train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
                        "torchrun --nproc_per_node N -m anitalker.cli train ...")
     t.add_argument("stage", choices=("stage1", "stage2")); t.add_argument("out", help="run folder")
@@ -170,6 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
     x.add_argument("--runs", default="runs", help="parent folder of run folders (default: runs)")
     x.add_argument("--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes")
+    g = sub.add_parser("generate", help="talking-head video from a portrait and audio (stage 2 + stage 1), watermarked")
+    g.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/...; auto-cropped around the face)")
+    g.add_argument("--audio", required=True, help="speech (any format ffmpeg reads)")
+    g.add_argument("--run", default=None, help="kit run folder (RUN/stage1 + RUN/stage2, or a stage-2 run)")
+    g.add_argument("--stage1", default=None, metavar="CKPT", help="official stage1.ckpt (with --stage2 and --variant)")
+    g.add_argument("--stage2", default=None, metavar="CKPT", help="official stage2_<variant>.ckpt")
+    g.add_argument("--variant", default=None, help="mfcc_pose_only | mfcc_full_control | hubert_audio_only | hubert_pose_only | hubert_full_control")
+    g.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of the official-layout files (tiny: test files)")
+    g.add_argument("--hubert", default=None, metavar="DIR", help="local HuBERT model folder (hubert_* variants)")
+    g.add_argument("--seed", type=int, default=0); g.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    g.add_argument("--pose", default=None, metavar="Y,P,R", help="constant head pose in degrees (each within ±90)")
+    g.add_argument("--pose-file", default=None, metavar="NPY", help="(T,3) yaw/pitch/roll sequence in degrees (.npy)")
+    g.add_argument("--location", type=float, default=None, help="horizontal face position in [0,1]")
+    g.add_argument("--scale", type=float, default=None, help="face scale in [0,1]")
+    g.add_argument("--crop", choices=("auto", "none"), default="auto", help="auto: crop around the face (default); none: centred square")
+    g.add_argument("--paste-back", action="store_true", help="blend the animated face back into the full photo")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32"); g.add_argument("--batch", type=_positive_int, default=8)
+    g.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+    r = sub.add_parser("reenact", help="animate a portrait with the motion of a driving video (stage 1), watermarked")
+    r.add_argument("--source", required=True, help="portrait photo"); r.add_argument("--driving", required=True, help="driving video")
+    r.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
+    r.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
+    r.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of an official stage-1 file (tiny: test files)")
+    r.add_argument("--relative", action="store_true", help="add the driving motion's change to the portrait's own (cross-identity)")
+    r.add_argument("--crop", choices=("auto", "none"), default="auto"); r.add_argument("--paste-back", action="store_true")
+    r.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32"); r.add_argument("--batch", type=_positive_int, default=8)
+    r.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+    w = sub.add_parser("watermark", help="read the kit's invisible watermark")
+    w.add_argument("action", choices=("detect",)); w.add_argument("video", help="a video file")
+    w.add_argument("--run", default=None, help="also report the bit accuracy against this run label")
+    w.add_argument("--json", action="store_true")
     q = sub.add_parser("quickstart", help="run the main job on the built-in data")
     q.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -179,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv:list[str]|None=None) -> int:
     "Console entry point: `anitalker COMMAND ...`; errors in inputs exit with status 1 and one clear line."
     args = build_parser().parse_args(argv)
+    from anitalker.data.media import MediaError
     try: return _dispatch(args)
-    except (FileNotFoundError, ValueError, KeyError, CheckpointError) as e:
+    except (FileNotFoundError, ValueError, KeyError, CheckpointError, MediaError) as e:
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
 def _dispatch(args) -> int:
@@ -205,7 +238,7 @@ def _dispatch(args) -> int:
         print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
     if args.command == "bench":
         from anitalker.bench import run_bench, format_report
-        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only)
+        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long)
         print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
     if args.command == "train":
         if args.stage == "stage2":
@@ -217,6 +250,36 @@ def _dispatch(args) -> int:
         print(f"checkpoint: {train_stage1(cfg, args.out, progress=not args.no_progress)}"); return 0
     if args.command == "experiment":
         print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
+    if args.command == "generate":
+        from anitalker.infer.pipeline import generate, TalkingHead
+        if args.pose is not None and args.pose_file is not None: raise ValueError("give --pose or --pose-file, not both")
+        pose = args.pose_file
+        if args.pose is not None:
+            try: pose = [float(v) for v in args.pose.split(",")]
+            except ValueError: raise ValueError(f"--pose must be three numbers Y,P,R in degrees, got {args.pose!r}") from None
+            if len(pose) != 3: raise ValueError(f"--pose must be three numbers Y,P,R in degrees, got {args.pose!r}")
+        official = [args.stage1, args.stage2, args.variant]
+        if (args.run is None) == all(v is None for v in official) or (args.run is None and None in official):
+            raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
+        th = TalkingHead.from_run(args.run, args.hubert) if args.run else TalkingHead.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset)
+        generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose, location=args.location,
+                 scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch)
+        return 0
+    if args.command == "reenact":
+        from anitalker.infer.pipeline import reenact
+        if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
+        reenact(args.source, args.driving, args.out, run=args.run, stage1=args.stage1, relative=args.relative, crop=args.crop,
+                paste_back=args.paste_back, dtype=args.dtype, batch=args.batch, preset=args.preset)
+        return 0
+    if args.command == "watermark":
+        from anitalker.infer.watermark import detect_watermark
+        if not Path(args.video).is_file(): raise FileNotFoundError(f"video {args.video!r} does not exist")
+        r = detect_watermark(args.video, run=args.run)
+        if args.json: print(json.dumps(r, indent=1))
+        else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit watermark found")
+                    + f" ({r['frames']} frames, per-frame agreement {r['agreement']:.2f})"
+                    + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
+        return 0 if r["found"] else 3
     if args.command == "quickstart":
         rep = run_quickstart(args.out, QuickstartConfig(seed=args.seed, frames=args.frames))
         for name, s in rep["steps"].items(): print(f"  {name:16s} {'ok' if s['ok'] else 'FAILED'}  ({s['seconds']} s)")

@@ -23,6 +23,7 @@ class TrainConfig(Config):
     grad_accum: int = 1          # micro-batches per optimiser step
     mixed_precision: str = "no"  # 'no', 'bf16' or 'fp16' (accelerate's autocast)
     ema_decay: float = 0.0       # 0 = no EMA; e.g. 0.999
+    ema_warmup: bool = False     # decay min(β, (1+n)/(10+n)) at step n: early weights fade out fast (short runs)
     lr_schedule: str = "constant"  # 'constant' or 'cosine' (to 0 at `steps`), after `warmup_steps` of linear warm-up
     warmup_steps: int = 0        # optimiser steps of linear warm-up (0 = none)
     log_every: int = 10          # steps between CSV/TensorBoard rows
@@ -72,9 +73,13 @@ class EMA(nn.Module):
     def __init__(self, model:nn.Module, decay:float=0.999):
         super().__init__()
         self.decay, self.model = decay, copy.deepcopy(model).eval().requires_grad_(False)
+    def decay_at(self, step:int|None=None) -> float:
+        "β, or with warm-up (a step given) min(β, (1+step)/(10+step))."
+        return self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
     @torch.no_grad()
-    def update(self, model:nn.Module):
-        for e, p in zip(self.model.parameters(), model.parameters()): e.lerp_(p.detach().to(e.dtype), 1 - self.decay)
+    def update(self, model:nn.Module, step:int|None=None): # step: the optimiser step, for the warm-up
+        d = self.decay_at(step)
+        for e, p in zip(self.model.parameters(), model.parameters()): e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.model.buffers(), model.buffers()): e.copy_(b)
     def forward(self, *a, **kw): return self.model(*a, **kw)
 
@@ -264,7 +269,7 @@ def _fit(self) -> Path:
             with acc.accumulate(*self.models.values()), acc.autocast(): out = self.step_fn(self, batch)
             for k, v in (out or {}).items(): acc_logs.setdefault(k, []).append(_num(v))
         self.step += 1
-        for n, e in self.ema.items(): e.update(self.unwrap(n))
+        for n, e in self.ema.items(): e.update(self.unwrap(n), self.step if c.ema_warmup else None)
         if self.step % c.log_every == 0 or self.step == c.steps:
             vals = torch.tensor([float(np.mean(v)) for v in acc_logs.values()], dtype=torch.float64, device=self.device)
             if acc.num_processes > 1: vals = acc.reduce(vals, "mean")

@@ -44,7 +44,9 @@ def test_bench_quick_json(cli):
     assert all(x["ms_per_frame"] > 0 for x in s1)
     assert {(x["module"], x["dtype"]) for x in s2} >= {("s2.condition", "float32"), ("s2.ddim_step", "float32"),
                                                         ("s2.sample_2s", "float32"), ("s2.sample_6s", "bfloat16")}
-    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) == len(rep["rows"])
+    e2 = [x for x in rep["rows"] if x["module"].startswith("e2e.")]
+    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) == len(rep["rows"])
+    assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr
     assert all("ms" in x for x in json.loads(r.stdout)["rows"])

@@ -156,8 +156,10 @@ def _denoise(self, x_t:torch.Tensor, # (B,T,motion_dim) noisy motion
     if t.dim() == 0: t = t.expand(B)
     if t.shape != (B,): raise ValueError(f"t must be an int, a 0-d tensor or a ({B},) tensor, got shape {tuple(t.shape)}")
     over_T = lambda e: e[:, None, :].expand(B, T, -1)                     # one vector per clip, broadcast over frames
-    z = torch.cat([h, over_T(self.encoder_direction_code(a0)), over_T(self.init_code_proj(w0)),
-                   self.noisy_encoder(x_t), over_T(self.t_encoder(t[:, None]))], dim=-1)     # (B,T,d_model)
+    with torch.autocast(x_t.device.type, enabled=False):                 # E_t in float32: bfloat16 would round 999 to 1000
+        e_t = self.t_encoder(t.float()[:, None])
+    parts = [h, over_T(self.encoder_direction_code(a0)), over_T(self.init_code_proj(w0)), self.noisy_encoder(x_t), over_T(e_t)]
+    z = torch.cat([p.to(h.dtype) for p in parts], dim=-1)                    # (B,T,d_model)
     return self.out_proj(self.coarse_decoder(z))
 
 def _forward(self, x_t, t, audio, alpha_start, wa_start, controls:dict|None=None, targets:dict|None=None,
