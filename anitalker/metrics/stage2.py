@@ -9,7 +9,8 @@ from ..core import exists
 from ..data.datasets import list_clips, latent_path, feature_path
 
 # %% auto #0
-__all__ = ['pearson', 'LinearProbe', 'pose_of', 'fit_motion_probes', 'stage2_sampler', 'evaluate_stage2']
+__all__ = ['ORACLE_FACTORS', 'pearson', 'LinearProbe', 'pose_of', 'fit_motion_probes', 'stage2_sampler', 'evaluate_stage2',
+           'oracle_latents']
 
 # %% ../../nbs/52_metrics.stage2.ipynb #749578c5
 def pearson(a:np.ndarray, b:np.ndarray) -> float: # (T,) or (T,k) each
@@ -76,3 +77,29 @@ def evaluate_stage2(sample_fn, data_dir, latents, train_speakers, test_speakers,
             g = sample_fn(c, audio, z["alpha"][0], z["w_a"][0], {"pose": req}, seeds[0])[:T]
             res["pose_r"].append(pearson(probes["pose"](g), req))
     return {**{k: float(np.mean(v)) for k, v in res.items() if v}, "n_clips": len(clips)}
+
+# %% ../../nbs/52_metrics.stage2.ipynb #51005546
+ORACLE_FACTORS = ("yaw", "pitch", "roll", "gt_mouth_open", "gt_blink", "location", "scale")
+
+def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
+                   w_a_from=None, # a stage-1 latents folder to take w_a from (else zeros of width 512)
+                  ) -> Path:
+    "Latents whose α is a fixed random linear map of the synthetic ground truth: stage 2 measured apart from stage 1."
+    import json
+    factors = lambda at: np.stack([at["yaw"] / 30, at["pitch"] / 30, at["roll"] / 30, 2 * at["gt_mouth_open"], at["gt_blink"],
+                                   2 * at["location"], 2 * at["scale"]], 1)
+    P = np.random.default_rng(seed).normal(0, 1, (len(ORACLE_FACTORS), motion_dim)) / np.sqrt(len(ORACLE_FACTORS))
+    clips = list_clips(data_dir)
+    if not clips: raise ValueError(f"no clips under {str(data_dir)!r}")
+    out = Path(out_dir); wd = 512
+    for c in clips:
+        at = c.attrs()
+        missing = [k for k in ORACLE_FACTORS if k not in at]
+        if missing: raise ValueError(f"clip {c.speaker}/{c.meta['clip']} has no ground truth {missing}: oracle latents need the built-in synthetic data")
+        f = factors(at)
+        wa = np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"] if w_a_from else np.zeros((len(f), wd), np.float32)
+        p = latent_path(out, c.speaker, c.meta["clip"]); p.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(p, alpha=(f @ P).astype(np.float32), w_a=wa.astype(np.float32)); wd = wa.shape[1]
+    (out/"latents.json").write_text(json.dumps({"data_dir": str(data_dir), "n_clips": len(clips), "motion_dim": motion_dim, "style_dim": int(wd),
+                                                "oracle": {"factors": list(ORACLE_FACTORS), "seed": seed, "w_a_from": str(w_a_from) if w_a_from else None}}, indent=1))
+    return out
