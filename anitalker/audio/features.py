@@ -88,16 +88,19 @@ def mfcc13(wav, # (N,) float samples at 16 kHz
           ) -> np.ndarray: # (F, 13) float64
     "python_speech_features `mfcc(wav, 16000, winlen=0.025, winstep=0.01)` with its defaults (appendEnergy, lifter 22)."
     wav = check_wav(wav, sr)
-    frames = frame_signal(preemphasis(wav)).astype(np.float64)                 # (F,400)
-    pspec = np.abs(np.fft.rfft(frames, NFFT)) ** 2 / NFFT                      # (F,257) power spectrum
-    energy = pspec.sum(1)                                                      # (F,) frame energy
-    energy = np.where(energy == 0, np.finfo(float).eps, energy)
-    mel = pspec @ mel_filterbank(NFILT, NFFT, sr).T                            # (F,26)
-    mel = np.where(mel == 0, np.finfo(float).eps, mel)
-    c = dct(np.log(mel), type=2, axis=1, norm="ortho")[:, :NUMCEP]             # (F,13)
-    c *= 1 + (LIFTER / 2) * np.sin(np.pi * np.arange(NUMCEP) / LIFTER)         # sinusoidal lifter
-    c[:, 0] = np.log(energy)                                                   # appendEnergy: c0 ← log energy
-    return c
+    frames = frame_signal(preemphasis(wav))                                    # (F,400), a view: nothing copied yet
+    fb, out = mel_filterbank(NFILT, NFFT, sr).T, []
+    for i in range(0, len(frames), 4096):                                      # blocks of 41 s: memory flat in the length
+        pspec = np.abs(np.fft.rfft(frames[i:i + 4096].astype(np.float64), NFFT)) ** 2 / NFFT   # (B,257) power spectrum
+        energy = pspec.sum(1)                                                  # (B,) frame energy
+        energy = np.where(energy == 0, np.finfo(float).eps, energy)
+        mel = pspec @ fb                                                       # (B,26)
+        mel = np.where(mel == 0, np.finfo(float).eps, mel)
+        c = dct(np.log(mel), type=2, axis=1, norm="ortho")[:, :NUMCEP]         # (B,13)
+        c *= 1 + (LIFTER / 2) * np.sin(np.pi * np.arange(NUMCEP) / LIFTER)     # sinusoidal lifter
+        c[:, 0] = np.log(energy)                                               # appendEnergy: c0 ← log energy
+        out.append(c)
+    return np.concatenate(out)
 
 # %% ../../nbs/15_audio.features.ipynb #419694a3
 def delta(c:np.ndarray, # (F, D) features
