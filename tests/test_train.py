@@ -108,3 +108,7 @@ def test_papermill_stage1_experiment(tmp_path):
     assert -1 <= m2["eval"]["mouth_r"] <= 1 and -1 <= m2["eval"]["pose_r"] <= 1 and m2["eval"]["n_clips"] == 4
     assert (out2/"figures"/"mouth_and_pose.png").stat().st_size > 1000
     assert sorted(p.name for p in (out2/"samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
+    # the oracle diagnostic (α from the ground truth): the probe reads the mouth (ridge-shrunk on 1-s clips: not exactly)
+    out3 = run_experiment("stage2_train", "tiny_cpu", [*sets2, "steps=2", "oracle=true"], runs=tmp_path/"runs", progress=False)
+    m3 = json.loads((out3/"metrics.json").read_text())
+    assert m3["eval"]["probe_mouth_r"] > max(0.5, m2["eval"]["probe_mouth_r"]) and (out3/"oracle_latents"/"latents.json").exists()

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/52_metrics.stage2.ipynb #100abe13
 from __future__ import annotations
+from pathlib import Path
 import numpy as np, torch
 from ..core import exists
 from ..data.datasets import list_clips, latent_path, feature_path
