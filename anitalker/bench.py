@@ -31,9 +31,9 @@ def bench_portrait(size:int=256) -> torch.Tensor: # (1,3,size,size) in [-1,1]
     return img if size == 256 else torch.nn.functional.interpolate(img, size=(size, size), mode="area")
 
 def load_any_stage1(path) -> MotionAutoencoder:
-    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt`."
-    try: return load_stage1(path)
-    except KeyError: return MotionAutoencoder.load_official(path)
+    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt` (see `infer.pipeline.load_stage1_any`)."
+    from anitalker.infer.pipeline import load_stage1_any
+    return load_stage1_any(path)[0]
 
 def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0,
                  model:MotionAutoencoder|None=None) -> list[dict]:

@@ -139,7 +139,8 @@ def audio_features(th:TalkingHead, wav:np.ndarray, n_frames:int) -> torch.Tensor
     if th.hubert is None:
         raise ValueError(f"the {th.variant} generator needs HuBERT features: pass a local HuBERT model folder (hubert=..., --hubert DIR)")
     from anitalker.audio.features import hubert_for_video, load_hubert
-    model = load_hubert(th.hubert) if isinstance(th.hubert, (str, Path)) else th.hubert
+    if isinstance(th.hubert, (str, Path)): th.hubert = load_hubert(th.hubert)   # once per TalkingHead, not once per video
+    model = th.hubert
     w = np.pad(wav, (0, max(0, n_frames * SAMPLES_PER_FRAME + 400 - len(wav))))
     h = torch.from_numpy(hubert_for_video(model, w, n_frames))[None]
     if h.shape[1] != th.gen.cfg.n_hubert_layers or h.shape[-1] != th.gen.cfg.audio_dim:
@@ -235,15 +236,14 @@ def generate(image, # portrait: a path, or an (H,W,3) uint8 RGB array
 def load_stage1_any(path, preset:str="paper") -> tuple[MotionAutoencoder, str]:
     "(model, label) from a kit run folder (RUN/stage1 or a stage-1 run) or checkpoint, or an official stage1.ckpt."
     from anitalker.stage1.train import load_stage1
-    from anitalker.core import load_checkpoint
     p = Path(path)
     if p.is_dir():
         s1 = p/"stage1" if (p/"stage1"/"ckpt"/"last.pt").exists() else p
         if not (s1/"ckpt"/"last.pt").exists(): raise FileNotFoundError(f"no stage-1 checkpoint in {str(p)!r} (expected stage1/ckpt/last.pt or ckpt/last.pt)")
         return load_stage1(s1), f"kit run {p.resolve().name}"
     if not p.is_file(): raise FileNotFoundError(f"stage-1 checkpoint {str(p)!r} does not exist")
-    st = load_checkpoint(p)
-    if isinstance(st, dict) and "stage1" in st: return load_stage1(p), f"kit checkpoint {p.name}"
+    try: return load_stage1(p), f"kit checkpoint {p.name}"                 # a kit file loads once
+    except KeyError: pass                                                  # not a kit checkpoint: the official layout
     c = Stage1Config.paper() if preset == "paper" else Stage1Config.tiny()
     return MotionAutoencoder.load_official(p, cfg=c), f"official {p.name}"
 
