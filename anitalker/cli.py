@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, sys, time
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")   # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
@@ -14,68 +14,8 @@ import anitalker
 from .core import Config, seed_everything, env_info, make_run_dir, atomic_write, CheckpointError
 
 # %% auto #0
-__all__ = ['QUICKSTART_STEPS', 'EXPERIMENTS_DIR', 'QuickstartConfig', 'run_quickstart', 'read_params', 'run_experiment',
+__all__ = ['EXPERIMENTS_DIR', 'QS_STAGE1_RECIPE', 'read_params', 'run_experiment', 'QuickstartConfig', 'run_quickstart',
            'build_parser', 'main']
-
-# %% ../nbs/90_cli.ipynb #67e8aa0b
-@dataclass
-class QuickstartConfig(Config):
-    seed: int = 0
-    style_dim: int = 64      # width of the tiny modulated-conv check
-    conformer_dim: int = 64  # width of the tiny Conformer check
-    frames: int = 125        # sequence length (one 5-s window at 25 fps)
-    data_dir: str = "data/synthetic_quickstart"   # the built-in data (made once, then reused)
-    ids: int = 8             # identities in the built-in data
-
-def _check_modconv(cfg):
-    from anitalker.nn.layers import ModulatedConv2d
-    m = ModulatedConv2d(cfg.style_dim, cfg.style_dim, 3, cfg.style_dim, upsample=True)
-    x, s = torch.randn(4, cfg.style_dim, 16, 16), torch.randn(4, cfg.style_dim)
-    with torch.inference_mode(): a, b = m(x, s, mode="batched"), m(x, s, mode="grouped")
-    err = (a - b).abs().max().item()
-    return {"output_shape": list(a.shape), "max_abs_diff_batched_vs_grouped": err, "ok": err < 1e-4}
-
-def _check_conformer(cfg):
-    from anitalker.nn.conformer import Conformer
-    cf = Conformer(cfg.conformer_dim, 2).eval()
-    x = torch.randn(2, cfg.frames, cfg.conformer_dim)
-    with torch.inference_mode(): y1, y2 = cf(x), cf(x)
-    return {"output_shape": list(y1.shape), "deterministic_in_eval": bool(torch.equal(y1, y2)),
-            "ok": bool(torch.equal(y1, y2)) and tuple(y1.shape) == tuple(x.shape)}
-
-def _synthetic_data(cfg):
-    from anitalker.data.synthetic import make_dataset
-    m = make_dataset(Path(cfg.data_dir)/f"seed{cfg.seed}", n_ids=cfg.ids, clips_per_id=2, seconds=3.0, size=64, seed=cfg.seed, progress=False)
-    return {"data_dir": str(cfg.data_dir), "clips": m["n_kept"], "speakers": m["n_speakers"], "made_now": m["made_now"], "ok": m["n_kept"] == 2 * cfg.ids}
-
-def _stage1_forward(cfg):
-    from anitalker.data.datasets import Stage1PairDataset
-    from anitalker.stage1.model import MotionAutoencoder
-    from anitalker.losses.image import l1_loss
-    ds = Stage1PairDataset(Path(cfg.data_dir)/f"seed{cfg.seed}", items_per_clip=2, seed=cfg.seed)
-    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ("source", "target", "negative")}
-    m = MotionAutoencoder.from_preset("tiny")
-    out = m(batch["source"], batch["target"]); loss = l1_loss(out["recon"], batch["target"]); loss.backward()
-    return {"recon_shape": list(out["recon"].shape), "alpha_shape": list(out["tgt"]["alpha"].shape), "l1_untrained": round(loss.item(), 4),
-            "ok": bool(torch.isfinite(loss)) and all(p.grad is not None for p in m.enc.net_app.parameters())}
-
-QUICKSTART_STEPS = {"modulated_conv": _check_modconv, "conformer": _check_conformer,
-                    "synthetic_data": _synthetic_data, "stage1_forward": _stage1_forward}
-
-def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; reused if it exists)
-                   cfg:QuickstartConfig|None=None) -> dict:
-    "Run the main job and write `report.json` into `out`; returns the report."
-    cfg = cfg or QuickstartConfig()
-    seed_everything(cfg.seed)
-    out = Path(out); run = make_run_dir(out.parent, out.name, cfg=cfg)
-    report = {"kit_version": anitalker.__version__, "config": cfg.to_dict(), "env": env_info(), "steps": {}}
-    for name, fn in (bar := tqdm(QUICKSTART_STEPS.items(), desc="quickstart", unit="step")):
-        bar.set_postfix_str(name); t0 = time.perf_counter()
-        res = fn(cfg); res["seconds"] = round(time.perf_counter() - t0, 3)
-        report["steps"][name] = res
-    report["ok"] = all(s["ok"] for s in report["steps"].values())
-    atomic_write(run/"report.json", json.dumps(report, indent=2))
-    return report
 
 # %% ../nbs/90_cli.ipynb #b7c2070f
 def read_params(path=None, # YAML file of flat parameters, or None
@@ -96,7 +36,8 @@ def read_params(path=None, # YAML file of flat parameters, or None
 # %% ../nbs/90_cli.ipynb #d7884ab6
 EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent.parent/"nbs"/"experiments"
 
-def run_experiment(name:str, params=None, sets=(), runs="runs", run_id:str|None=None, progress:bool=True) -> Path:
+def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dict of parameters
+                   runs="runs", run_id:str|None=None, progress:bool=True) -> Path:
     "Execute an experiment notebook into runs/<id>/ (papermill); returns the run folder."
     import hashlib, datetime, papermill as pm
     nb = EXPERIMENTS_DIR/f"{name}.ipynb"
@@ -107,13 +48,222 @@ def run_experiment(name:str, params=None, sets=(), runs="runs", run_id:str|None=
         own = EXPERIMENTS_DIR/"params"/f"{name.split('_')[0]}_{params}.yaml"
         params = own if name.split("_")[0] != "stage1" and own.exists() else EXPERIMENTS_DIR/"params"/f"{params}.yaml"
         if not params.exists(): raise FileNotFoundError(f"no params preset {str(params)!r}; available: {sorted(p.stem for p in (EXPERIMENTS_DIR/'params').glob('*.yaml'))}")
-    P = read_params(params, sets)
+    P = read_params(params, () if isinstance(sets, dict) else sets)
+    if isinstance(sets, dict): P.update(sets)
     h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
     out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)
     P["out_dir"] = str(out)
     pm.execute_notebook(str(nb), str(out/f"{name}.ipynb"), parameters=P, progress_bar=progress, log_output=False, kernel_name="python3")
     return out
+
+# %% ../nbs/90_cli.ipynb #67e8aa0b
+QS_STAGE1_RECIPE = {"metric": "none", "use_mi": False, "perceptual": "ssim", "w_percep": 0.5, "lr_schedule": "cosine", "warmup_steps": 100}
+
+@dataclass
+class QuickstartConfig(Config):
+    "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
+    seed: int = 0
+    data_dir: str = "data/synthetic/tiny_cpu"   # the tiny_cpu presets' built-in data (made once, then reused)
+    stage1_steps: int = 900      # 0.66 s/step on a 2-core AVX2 EPYC: ~10 min
+    stage2_steps: int = 600      # 0.42 s/step there: ~4 min
+    gen_steps: int = 50          # DDIM steps of the generated videos
+    stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml
+    stage2: dict = field(default_factory=dict)                             # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
+
+    def with_sets(self, sets=()):
+        "A copy with `KEY=VALUE` overrides: `stage1_steps=5`, `stage1.held_out=2`, `stage2.window=16` (values parsed as YAML)."
+        d = self.to_dict(); d["stage1"], d["stage2"] = dict(d["stage1"]), dict(d["stage2"])
+        for k, v in read_params(None, sets).items():
+            stage, _, key = k.partition(".")
+            if key and stage in ("stage1", "stage2"): d[stage][key] = v
+            elif key or k not in d or k in ("stage1", "stage2"):
+                raise KeyError(f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, stage1.<stage1_train parameter>, stage2.<stage2_train parameter>")
+            else: d[k] = v
+        return type(self).from_dict(d)
+
+def _quickstart_params(cfg, out):
+    "The parameters of each papermill phase (over the presets)."
+    for k in ("stage1_steps", "stage2_steps", "gen_steps"):
+        v = getattr(cfg, k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
+    base = read_params(EXPERIMENTS_DIR/"params"/"tiny_cpu.yaml")
+    s1 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage1_steps, **cfg.stage1}
+    held = s1.get("held_out", base["held_out"])
+    if not isinstance(held, int) or held < 2: raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
+    s2 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage2_steps, "held_out": held, "stage1_run": str(out/"stage1"), **cfg.stage2}
+    gen = {"jobs": str(out/"inputs"/"jobs.csv"), "run": str(out), "steps": cfg.gen_steps, "seed": cfg.seed, "crop": "none"}
+    return {"stage1": ("stage1_train", s1), "stage2": ("stage2_train", s2), "generate": ("generate", gen)}, held
+
+def _last_step(path) -> int:
+    "The step of the last row of a trainer's metrics.csv (0 if none yet)."
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2); f.seek(max(0, f.tell() - 4096)); lines = f.read().decode(errors="ignore").strip().splitlines()
+        return int(float(lines[-1].split(",")[0])) if len(lines) > 1 or (lines and not lines[-1].startswith("step")) else 0
+    except (OSError, ValueError, IndexError): return 0
+
+class _StepWatch:
+    "A progress bar over a training run in another process: polls the step in its metrics.csv."
+    def __init__(self, csv, total, desc, enabled=True):
+        import threading
+        self.csv, self.total, self.desc, self.enabled, self.stop = Path(csv), total, desc, enabled, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+    def _update(self):
+        s = min(_last_step(self.csv), self.total)
+        if s > self.bar.n: self.bar.update(s - self.bar.n)
+        if s >= self.total: self.bar.set_postfix_str("training done; evaluating")
+    def _run(self):
+        while not self.stop.wait(1.0): self._update()
+    def __enter__(self):
+        if self.enabled: self.bar = tqdm(total=self.total, desc=self.desc, unit="step", dynamic_ncols=True); self.thread.start()
+        return self
+    def __exit__(self, *exc):
+        if self.enabled: self.stop.set(); self.thread.join(); self._update(); self.bar.close()
+
+def _quickstart_inputs(cfg, out, held):
+    "A held-out identity's portrait and another held-out speaker's audio; the jobs CSV of the generate phase."
+    import shutil, csv
+    from PIL import Image
+    from anitalker.data.datasets import list_clips
+    from anitalker.stage1.train import split_speakers
+    _, test = split_speakers(cfg.data_dir, held)
+    a, b = list_clips(cfg.data_dir, [test[0]])[0], list_clips(cfg.data_dir, [test[-1]])[0]
+    d = out/"inputs"; d.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a.frames()[0]).save(d/"portrait.png"); shutil.copyfile(b.path/"audio.wav", d/"audio.wav")
+    with open(d/"jobs.csv", "w", newline="") as f:
+        w = csv.writer(f); w.writerow(["name", "image", "audio", "seed"])
+        for s in (cfg.seed, cfg.seed + 1): w.writerow([f"seed{s}", "portrait.png", "audio.wav", s])
+    return {"portrait_speaker": a.speaker, "portrait_clip": str(a.path), "audio_speaker": b.speaker, "audio_clip": str(b.path)}
+
+def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a finished phase with the same parameters is reused)
+                   cfg:QuickstartConfig|None=None, progress:bool=True) -> dict:
+    "The main job: stage 1 → latents → stage 2 → generation (papermill), then `metrics.json`, `report.html` and `quickstart.mp4` in `out`."
+    import shutil
+    cfg = cfg or QuickstartConfig(); out = Path(out).absolute()
+    phases, held = _quickstart_params(cfg, out)                    # bad values fail here, before anything is written
+    run = make_run_dir(out.parent, out.name, cfg=cfg); t_all = time.time()
+    say = (lambda s: tqdm.write(f"[quickstart] {s}", file=sys.stderr)) if progress else (lambda s: None)
+    timing, rerun, inputs = {}, False, None
+    for i, (name, (nb, P)) in enumerate(phases.items()):
+        d = run/name; stamp = d/"quickstart_params.json"; want = json.dumps(P, sort_keys=True, default=str)
+        if d.exists() and (rerun or not stamp.exists() or stamp.read_text() != want): shutil.rmtree(d)   # other inputs: this phase afresh
+        if name == "generate": inputs = _quickstart_inputs(cfg, run, held)
+        if (d/"metrics.json").exists():
+            say(f"{i + 1}/3 {name}: reusing the finished run in {d}"); timing[name] = "reused"; continue
+        rerun = True; d.mkdir(parents=True, exist_ok=True); atomic_write(stamp, want)
+        steps = P.get("steps") if name != "generate" else None
+        say(f"{i + 1}/3 {name}: " + (f"{steps} training steps, then evaluation on held-out speakers (notebook: {d/(nb + '.ipynb')})"
+                                     if steps else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s audio"))
+        t0 = time.time()
+        try:
+            if steps:
+                with _StepWatch(d/"metrics.csv", steps, f"{name} training", progress): run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
+            else: run_experiment(nb, None, P, runs=run, run_id=name, progress=progress)
+        except Exception as e:
+            ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
+            raise RuntimeError(f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is {str(d/(nb + '.ipynb'))!r}") from None
+        timing[name] = round(time.time() - t0, 1); say(f"{name}: {timing[name]:.0f} s")
+    say("report")
+    rep = _quickstart_report(cfg, run, inputs, timing, round(time.time() - t_all, 1))
+    say(f"done in {rep['total_seconds']:.0f} s: {run/'report.html'}")
+    return rep
+
+# %% ../nbs/90_cli.ipynb #161fdeb4
+def _png_uri(path):
+    import base64
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+def _frame_change(v) -> float:
+    "Mean absolute change between consecutive frames (0-255): how much a video moves."
+    import numpy as np
+    return round(float(np.abs(np.diff(v.astype(np.float32), axis=0)).mean()), 3) if len(v) > 1 else 0.0
+
+def _table(rows):
+    import html
+    return "<table>" + "".join("<tr>" + "".join(f"<{t}>{html.escape(str(c))}</{t}>" for c in r) + "</tr>"
+                               for t, r in (("th" if i == 0 else "td", r) for i, r in enumerate(rows))) + "</table>"
+
+def _quickstart_report(cfg, run, inputs, timing, total) -> dict:
+    "metrics.json, figures/frames.png + losses.png, quickstart.mp4 and a self-contained report.html from the phases' outputs."
+    import csv, shutil, html, numpy as np, matplotlib.pyplot as plt
+    from anitalker.data.media import read_video
+    from anitalker.data.datasets import Clip
+    from anitalker.infer.watermark import detect_watermark
+    from anitalker.train import plot_log
+    m1, m2, mg = (json.loads((run/p/"metrics.json").read_text()) for p in ("stage1", "stage2", "generate"))
+    with open(run/"generate"/"results.csv", newline="") as f: res = list(csv.DictReader(f))
+    bad = [f"{r['name']}: {r['error']}" for r in res if r["ok"] != "True"]
+    if bad or not res: raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run/'generate'/'generate.ipynb')!r}")
+    vids = [read_video(r["video"], fps=None) for r in res]
+    real = Clip.open(inputs["audio_clip"]).frames(); portrait = Clip.open(inputs["portrait_clip"]).frames()[0]
+    shutil.copyfile(res[0]["video"], run/"quickstart.mp4")
+    wm = detect_watermark(run/"quickstart.mp4", run=mg["label"])
+    T = min(len(v) for v in vids)
+    gen = {"video": str(run/"quickstart.mp4"), "videos": [r["video"] for r in res], "frames": T, "seconds_per_video": mg["seconds_per_video"],
+           "watermark_found": bool(wm["found"]), "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
+           "frame_change": [_frame_change(v) for v in vids], "frame_change_real": _frame_change(real),
+           "seed_difference": round(float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean()), 3), "label": mg["label"]}
+    fig_dir = run/"figures"; fig_dir.mkdir(exist_ok=True)
+    idx = np.linspace(0, T - 1, 8).round().astype(int)
+    rows = [("real video of the audio's speaker", real), *((f"generated, {r['name']}", v) for r, v in zip(res, vids))]
+    fig, ax = plt.subplots(len(rows), len(idx) + 1, figsize=(1.3 * (len(idx) + 1) + 1.6, 1.5 * len(rows)), squeeze=False)
+    for a in ax.flat: a.axis("off")
+    ax[1, 0].imshow(portrait); ax[1, 0].set_title("portrait", fontsize=7)
+    for r, (title, v) in enumerate(rows):
+        for j, t in enumerate(idx):
+            if t < len(v): ax[r, j + 1].imshow(v[t])
+            if r == 0: ax[r, j + 1].set_title(f"{t / 25:.1f} s", fontsize=7)
+        ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25); fig.savefig(fig_dir/"frames.png", dpi=90); plt.close(fig)
+    k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in _log_columns(run/"stage1"/"metrics.csv")]
+    k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in _log_columns(run/"stage2"/"metrics.csv")]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+    plot_log(run/"stage1"/"metrics.csv", k1, ax=ax[0], smooth=3); ax[0].set_title("stage 1 losses"); ax[0].legend(fontsize=7); ax[0].set_xlabel("step")
+    plot_log(run/"stage2"/"metrics.csv", k2, ax=ax[1], smooth=3); ax[1].set_title("stage 2 losses"); ax[1].set_yscale("log"); ax[1].legend(fontsize=7); ax[1].set_xlabel("step")
+    plt.tight_layout(); fig.savefig(fig_dir/"losses.png", dpi=80); plt.close(fig)
+    drop = ("config", "env")
+    metrics = {"kit_version": anitalker.__version__, "stage1": {k: v for k, v in m1.items() if k not in drop},
+               "stage2": {k: v for k, v in m2.items() if k not in drop}, "generate": gen, "inputs": inputs,
+               "seconds": timing, "total_seconds": total, "config": cfg.to_dict(), "env": env_info()}
+    atomic_write(run/"metrics.json", json.dumps(metrics, indent=1))
+    sr, lk, ev = m1["self_reenactment"], m1.get("leakage") or {}, m2["eval"]
+    f3 = lambda x: "—" if x is None else f"{x:.3f}"
+    numbers = [["what", "value", "read it as"],
+        ["stage 1: held-out self-reenactment PSNR", f"{sr['psnr']:.2f} dB", f"copying the source frame gives {sr['copy_psnr']:.2f} dB"],
+        ["stage 1: held-out SSIM", f3(sr["ssim"]), f"copy baseline {f3(sr['copy_ssim'])}"],
+        ["stage 1: motion effect", f"{sr['motion_effect_psnr']:.1f} dB", "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored"],
+        ["stage 1: identity leakage into α", f3(lk.get("accuracy")), f"linear probe accuracy; chance {f3(lk.get('chance'))}"],
+        ["stage 2: mouth r (held-out)", f3(ev["mouth_r"]), f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6"],
+        ["stage 2: pose-control r", f3(ev["pose_r"]), "requested vs generated head pose"],
+        ["stage 2: seeds", f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}", "different heads, the same lips"],
+        ["generated: frame change", ", ".join(f"{x:.2f}" for x in gen["frame_change"]), f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}"],
+        ["generated: seed difference", f"{gen['seed_difference']:.2f}", "mean |seed 0 − seed 1| (0-255)"],
+        ["generated: watermark", f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND", gen["label"]]]
+    times = [["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]
+    e = env_info(); envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>AniTalker kit quickstart</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;margin:.5em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>AniTalker kit quickstart</h1>
+<p>Both stages trained on the built-in synthetic data ({html.escape(str(cfg.data_dir))}), tiny presets; identities and audio
+below were never trained on: portrait of <b>{inputs['portrait_speaker']}</b>, audio of <b>{inputs['audio_speaker']}</b>.
+Run folder: {html.escape(str(run))}. Kit {anitalker.__version__}.</p>
+<video src="quickstart.mp4" controls loop width="256"></video>
+<h2>Frames</h2><img src="{_png_uri(fig_dir/'frames.png')}">
+<h2>Numbers</h2>{_table(numbers)}
+<h2>Loss curves</h2><img src="{_png_uri(fig_dir/'losses.png')}">
+<h2>Stage 1 on held-out speakers</h2><p>source / target / reconstruction / cross-reenactment</p><img src="{_png_uri(run/'stage1'/'figures'/'reenactment.png')}">
+<h2>Stage 2 on a held-out speaker</h2><img src="{_png_uri(run/'stage2'/'figures'/'mouth_and_pose.png')}">
+<h2>Time</h2>{_table(times)}{_table(envrow)}
+<p>Executed notebooks: stage1/stage1_train.ipynb, stage2/stage2_train.ipynb, generate/generate.ipynb. All numbers: metrics.json.</p>
+</body></html>"""
+    atomic_write(run/"report.html", page)
+    return {**metrics, "report": str(run/"report.html")}
+
+def _log_columns(path) -> list:
+    "The column names of a metrics.csv."
+    with open(path) as f: return f.readline().strip().split(",")
 
 # %% ../nbs/90_cli.ipynb #d01a3c32
 def _positive_int(s):
@@ -205,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="run the main job on the built-in data")
     q.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    q.add_argument("--frames", type=_positive_int, default=125, help="sequence length of the Conformer check")
+    q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override: stage1_steps=N, stage2_steps=N, gen_steps=N, data_dir=DIR, stage1.<param>=V, stage2.<param>=V")
     return p
 
 def main(argv:list[str]|None=None) -> int:
@@ -214,6 +364,7 @@ def main(argv:list[str]|None=None) -> int:
     from anitalker.data.media import MediaError
     try: return _dispatch(args)
     except (FileNotFoundError, ValueError, KeyError, CheckpointError, MediaError) as e:
+        if isinstance(e, KeyError) and e.args: e = e.args[0]          # KeyError's str() adds quotes
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
 def _dispatch(args) -> int:
@@ -281,10 +432,13 @@ def _dispatch(args) -> int:
                     + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
         return 0 if r["found"] else 3
     if args.command == "quickstart":
-        rep = run_quickstart(args.out, QuickstartConfig(seed=args.seed, frames=args.frames))
-        for name, s in rep["steps"].items(): print(f"  {name:16s} {'ok' if s['ok'] else 'FAILED'}  ({s['seconds']} s)")
-        print(f"report: {Path(args.out)/'report.json'}")
-        return 0 if rep["ok"] else 1
+        try: rep = run_quickstart(args.out, QuickstartConfig(seed=args.seed).with_sets(args.set))
+        except RuntimeError as e: print(f"anitalker quickstart: error: {e}", file=sys.stderr); return 1
+        s1, ev, g = rep["stage1"]["self_reenactment"], rep["stage2"]["eval"], rep["generate"]
+        print(f"stage 1 held-out PSNR {s1['psnr']:.2f} dB (copy {s1['copy_psnr']:.2f}), SSIM {s1['ssim']:.3f}; stage 2 mouth r {ev['mouth_r']:.3f}, "
+              f"pose-control r {ev['pose_r']:.3f}; watermark {'found' if g['watermark_found'] else 'NOT FOUND'}; {rep['total_seconds']:.0f} s")
+        print(f"video: {g['video']}\nreport: {rep['report']}\nmetrics: {Path(rep['report']).parent/'metrics.json'}")
+        return 0 if g["watermark_found"] else 1
     build_parser().print_help(); return 2
 
 if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # `python -m anitalker.cli` (torchrun, accelerate launch); not in a notebook

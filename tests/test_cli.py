@@ -1,5 +1,8 @@
 "The `anitalker` console script, run as a user would run it."
-import json
+import base64, json
+from html.parser import HTMLParser
+import numpy as np
+from anitalker.data.media import read_video, read_audio
 
 def test_info(cli):
     r = cli("info")
@@ -7,25 +10,67 @@ def test_info(cli):
     info = json.loads(r.stdout)
     assert {"kit_version", "torch", "torch_threads", "cpu"} <= set(info)
 
-def test_quickstart_writes_report_and_reuses_folder(cli, tmp_path):
-    r = cli("quickstart", "--out", "runs/qs", "--frames", "25")
-    assert r.returncode == 0, r.stderr
-    rep = json.loads((tmp_path / "runs/qs/report.json").read_text())
-    assert rep["ok"] is True
-    assert rep["steps"]["modulated_conv"]["max_abs_diff_batched_vs_grouped"] < 1e-4
-    assert rep["steps"]["conformer"]["output_shape"] == [2, 25, 64]
-    assert rep["steps"]["synthetic_data"]["clips"] == 16 and rep["steps"]["stage1_forward"]["recon_shape"] == [4, 3, 64, 64]
-    assert json.loads((tmp_path / "runs/qs/config.json").read_text())["frames"] == 25
-    r2 = cli("quickstart", "--out", "runs/qs", "--frames", "25", "--seed", "1")   # re-run into the same folder
-    assert r2.returncode == 0, r2.stderr
-    assert json.loads((tmp_path / "runs/qs/config.json").read_text())["seed"] == 1
-    assert json.loads((tmp_path / "runs/qs/report.json").read_text())["steps"]["synthetic_data"]["clips"] == 16
+TINY = ["stage1_steps=4", "stage2_steps=4", "gen_steps=3", "stage1.data_ids=4", "stage1.data_seconds=1.0", "stage1.held_out=2",
+        "stage1.batch_size=4", "stage1.eval_pairs_per_clip=2", "stage1.log_every=1", "stage2.window=16", "stage2.batch_size=4",
+        "stage2.items_per_clip=2", "stage2.eval_steps=3", "stage2.log_every=1"]
+
+class _Page(HTMLParser):
+    def __init__(self): super().__init__(); self.imgs, self.videos, self.text = [], [], []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img": self.imgs.append(a["src"])
+        if tag == "video": self.videos.append(a["src"])
+    def handle_data(self, d): self.text.append(d)
+
+def test_quickstart_chain_report_reuse_and_failure(cli, tmp_path):
+    "The main job end to end at toy sizes: stage 1 -> latents -> stage 2 -> generation -> report; reuse; a failing phase."
+    r = cli("quickstart", "--out", "runs/qs", "--set", "data_dir=data", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "runs/qs"
+    assert "[quickstart] 1/3 stage1" in r.stderr and "stage1 training" in r.stderr and "stage2 training" in r.stderr   # progress shown
+    assert "report: " in r.stdout and "watermark found" in r.stdout
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["stage1"]["steps"] == 4 and m["stage2"]["steps"] == 4 and m["stage2"]["eval"]["n_clips"] == 4
+    assert np.isfinite(m["stage1"]["self_reenactment"]["psnr"]) and -1 <= m["stage2"]["eval"]["mouth_r"] <= 1
+    g = m["generate"]
+    assert g["watermark_found"] and g["watermark_bit_accuracy"] >= 0.95 and g["frames"] == 25 and len(g["frame_change"]) == 2
+    assert m["inputs"]["portrait_speaker"] == "syn0002" and m["inputs"]["audio_speaker"] == "syn0003"   # the 2 held-out speakers
+    assert set(m["seconds"]) == {"stage1", "stage2", "generate"} and all(v > 0 for v in m["seconds"].values())
+    v = read_video(run / "quickstart.mp4", fps=None)
+    assert v.shape == (25, 64, 64, 3) and read_audio(run / "quickstart.mp4").size > 15000      # 1 s of held-out audio muxed in
+    page = _Page(); page.feed((run / "report.html").read_text())
+    assert page.videos == ["quickstart.mp4"] and len(page.imgs) == 4
+    for src in page.imgs:                                                                      # self-contained: PNGs inline
+        assert src.startswith("data:image/png;base64,") and base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    text = " ".join(page.text)
+    assert f"{m['stage1']['self_reenactment']['psnr']:.2f} dB" in text and f"{m['stage2']['eval']['mouth_r']:.3f}" in text
+    for f in ("stage1/stage1_train.ipynb", "stage1/latents/latents.json", "stage2/stage2_train.ipynb", "generate/generate.ipynb",
+              "figures/frames.png", "figures/losses.png", "inputs/portrait.png", "inputs/jobs.csv"):
+        assert (run / f).exists(), f
+    # the same parameters again: every phase is reused, only the report is rewritten
+    r2 = cli("quickstart", "--out", "runs/qs", "--set", "data_dir=data", *TINY)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert r2.stderr.count("reusing the finished run") == 3
+    assert json.loads((run / "metrics.json").read_text())["seconds"] == {"stage1": "reused", "stage2": "reused", "generate": "reused"}
+    # one stage-2 value changed: stage 1 is reused, stage 2 and generation are redone
+    r3 = cli("quickstart", "--out", "runs/qs", "--set", "data_dir=data", *TINY, "stage2_steps=5")
+    assert r3.returncode == 0, r3.stderr[-3000:]
+    m3 = json.loads((run / "metrics.json").read_text())
+    assert m3["seconds"]["stage1"] == "reused" and m3["seconds"]["stage2"] != "reused" and m3["stage2"]["steps"] == 5
+    # a phase that fails: one clear line naming the phase, its error and the executed notebook; no report
+    r4 = cli("quickstart", "--out", "runs/fail", "--set", "data_dir=nothing", "stage1.make_data=false", *TINY[:3])
+    assert r4.returncode == 1 and "Traceback" not in r4.stderr
+    assert "phase 'stage1' failed (FileNotFoundError" in r4.stderr and "stage1_train.ipynb" in r4.stderr
+    assert not (tmp_path / "runs/fail/report.html").exists() and not (tmp_path / "runs/fail/metrics.json").exists()
+    # bad values: nothing written
+    r5 = cli("quickstart", "--out", "runs/bad", "--set", "stepz=3")
+    assert r5.returncode == 1 and "quickstart --set stepz: unknown key" in r5.stderr and not (tmp_path / "runs/bad").exists()
 
 def test_bad_arguments_name_the_argument(cli, tmp_path):
-    r = cli("quickstart", "--out", "runs/bad", "--frames", "-3")
+    r = cli("synth", "out", "--ids", "-3")
     assert r.returncode == 2
-    assert "--frames" in r.stderr and "positive integer" in r.stderr
-    assert not (tmp_path / "runs/bad").exists()           # nothing half-written
+    assert "--ids" in r.stderr and "positive integer" in r.stderr
+    assert not (tmp_path / "out").exists()                 # nothing half-written
     r = cli("no-such-command")
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
