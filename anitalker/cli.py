@@ -153,6 +153,8 @@ def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a fini
             say(f"{i + 1}/3 {name}: reusing the finished run in {d}"); timing[name] = "reused"; continue
         rerun = True; d.mkdir(parents=True, exist_ok=True); atomic_write(stamp, want)
         steps = P.get("steps") if name != "generate" else None
+        if name == "stage1" and not (Path(cfg.data_dir)/"manifest.json").exists():
+            say(f"the built-in data is made first, once, in {cfg.data_dir} (about 30 s on 2 cores)")
         say(f"{i + 1}/3 {name}: " + (f"{steps} training steps, then evaluation on held-out speakers (notebook: {d/(nb + '.ipynb')})"
                                      if steps else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s audio"))
         t0 = time.time()
