@@ -54,7 +54,8 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
     run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
     out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)
     P["out_dir"] = str(out)
-    pm.execute_notebook(str(nb), str(out/f"{name}.ipynb"), parameters=P, progress_bar=progress, log_output=False, kernel_name="python3")
+    pm.execute_notebook(str(nb), str(out/f"{name}.ipynb"), parameters=P, progress_bar=progress, log_output=False, kernel_name="python3",
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"])    # no 'kernel over TCP without encryption' warning per run
     return out
 
 # %% ../nbs/90_cli.ipynb #67e8aa0b

@@ -29,6 +29,7 @@ def test_quickstart_chain_report_reuse_and_failure(cli, tmp_path):
     run = tmp_path / "runs/qs"
     assert "[quickstart] 1/3 stage1" in r.stderr and "stage1 training" in r.stderr and "stage2 training" in r.stderr   # progress shown
     assert "report: " in r.stdout and "watermark found" in r.stdout
+    assert "Kernel is running over TCP" not in r.stderr                       # the kernel's warning is silenced
     m = json.loads((run / "metrics.json").read_text())
     assert m["stage1"]["steps"] == 4 and m["stage2"]["steps"] == 4 and m["stage2"]["eval"]["n_clips"] == 4
     assert np.isfinite(m["stage1"]["self_reenactment"]["psnr"]) and -1 <= m["stage2"]["eval"]["mouth_r"] <= 1
