@@ -12,8 +12,8 @@ from .metrics.image import psnr
 from .stage1.train import load_stage1
 
 # %% auto #0
-__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'e2e_once', 'bench_e2e', 'run_bench',
-           'format_report']
+__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'random_hubert', 'e2e_once', 'bench_e2e',
+           'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -80,6 +80,13 @@ def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(1
     return rows
 
 # %% ../nbs/70_bench.ipynb #95693861
+def random_hubert(hidden:int=1024, layers:int=24):
+    "A HubertModel with random weights shaped like chinese-hubert-large (the defaults), for timing only: no download."
+    from transformers import HubertConfig, HubertModel
+    cfg = HubertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+                       feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+    return HubertModel(cfg).eval()
+
 def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int=8,
              variant:str="mfcc_full_control", seed:int=0) -> dict:
     "One `generate` run with random weights (in this process): {'seconds', 'frames', 'times', 'peak_rss_mb'}."
@@ -92,7 +99,8 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     from anitalker.infer.pipeline import TalkingHead, generate
     seed_everything(seed, deterministic=False)
     ae, gen = MotionAutoencoder.from_preset(preset).eval(), MotionGenerator.from_preset(preset, variant=variant).eval()
-    th = TalkingHead(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}")
+    hub = random_hubert(gen.cfg.audio_dim, gen.cfg.n_hubert_layers - 1) if variant.startswith("hubert") else None
+    th = TalkingHead(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub)
     t = np.arange(int(seconds * 16000)) / 16000
     wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(np.float32)   # syllable-like bursts
     with tempfile.TemporaryDirectory() as d:
@@ -103,17 +111,18 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
-def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int=8) -> list[dict]:
+def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int=8,
+              variant:str="mfcc_full_control") -> list[dict]: # hubert_*: with a random HuBERT-large (`random_hubert`)
     "Rows {module 'e2e.generate_<s>s', preset, dtype, s, frames, stages, peak_rss_mb}: one fresh process per run."
     import subprocess, sys
     rows = []
     for dt in dtypes:
         for s in seconds:
-            code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)})))"
+            code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)}, {variant!r})))"
             r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if r.returncode != 0: raise RuntimeError(f"the e2e benchmark ({preset}, {s} s, {dt}) failed: {r.stderr[-800:]}")
             o = json.loads(r.stdout.strip().splitlines()[-1])
-            rows.append({"module": f"e2e.generate_{s:g}s", "preset": f"{preset}/mfcc_full_control", "dtype": dt, "s": o["seconds"],
+            rows.append({"module": f"e2e.generate_{s:g}s", "preset": f"{preset}/{variant}", "dtype": dt, "s": o["seconds"],
                          "frames": o["frames"], "stages": o["times"], "peak_rss_mb": o["peak_rss_mb"]})
     return rows
 
@@ -121,7 +130,8 @@ def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32"
 # %% ../nbs/70_bench.ipynb #fd231d5a
 def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
               only:str|None=None, # 'stage1', 'stage2' or 'e2e': only those rows
-              long:bool=False) -> dict: # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
+              long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
+              variant:str="mfcc_full_control") -> dict: # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
     "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
     if only not in (None, "stage1", "stage2", "e2e"): raise ValueError(f"only must be None, 'stage1', 'stage2' or 'e2e', got {only!r}")
     if quick: preset, repeats = "tiny", 1
@@ -134,7 +144,8 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
         rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only", seconds=(2, 6) if quick else (10, 60),
                              steps=4 if quick else 50, repeats=repeats)
     if only in (None, "e2e") and model is None:
-        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)), steps=4 if quick else 50)
+        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)), steps=4 if quick else 50,
+                          variant=variant)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
             "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}

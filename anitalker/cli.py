@@ -313,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
     be.add_argument("--only", choices=("stage1", "stage2", "e2e"), default=None, help="only these rows")
     be.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
+    be.add_argument("--variant", default="mfcc_full_control", choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only", "hubert_pose_only", "hubert_full_control"),
+                    help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default mfcc_full_control)")
     t = sub.add_parser("train", help="train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
                        "torchrun --nproc_per_node N -m anitalker.cli train ...")
     t.add_argument("stage", choices=("stage1", "stage2")); t.add_argument("out", help="run folder")
@@ -392,7 +394,7 @@ def _dispatch(args) -> int:
         print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
     if args.command == "bench":
         from anitalker.bench import run_bench, format_report
-        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long)
+        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
         print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
     if args.command == "train":
         if args.stage == "stage2":

@@ -96,6 +96,9 @@ def test_bench_quick_json(cli):
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr
     assert all("ms" in x for x in json.loads(r.stdout)["rows"])
+    r = cli("bench", "--quick", "--json", "--only", "e2e", "--variant", "hubert_audio_only")    # features from a random HuBERT
+    assert r.returncode == 0, r.stderr
+    assert {x["preset"] for x in json.loads(r.stdout)["rows"]} == {"tiny/hubert_audio_only"}
 
 def test_bench_bad_checkpoint_is_one_clear_line(cli, tmp_path):
     (tmp_path / "junk.ckpt").write_text("junk")
