@@ -66,8 +66,8 @@ class QuickstartConfig(Config):
     "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
     seed: int = 0
     data_dir: str = "data/synthetic/tiny_cpu"   # the tiny_cpu presets' built-in data (made once, then reused)
-    stage1_steps: int = 900      # 0.66 s/step on a 2-core AVX2 EPYC: ~10 min
-    stage2_steps: int = 600      # 0.42 s/step there: ~4 min
+    stage1_steps: int = 900      # 0.79 s/step on a 2-core AVX2 EPYC: 11.9 min (+1.7 min evaluation)
+    stage2_steps: int = 600      # 5.1 min there with evaluation
     gen_steps: int = 50          # DDIM steps of the generated videos
     stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml
     stage2: dict = field(default_factory=dict)                             # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
@@ -193,13 +193,14 @@ def _quickstart_report(cfg, run, inputs, timing, total) -> dict:
     from anitalker.data.media import read_video
     from anitalker.data.datasets import Clip
     from anitalker.infer.watermark import detect_watermark
-    from anitalker.train import plot_log
+    from PIL import Image
+    from anitalker.train import plot_log, read_log
     m1, m2, mg = (json.loads((run/p/"metrics.json").read_text()) for p in ("stage1", "stage2", "generate"))
     with open(run/"generate"/"results.csv", newline="") as f: res = list(csv.DictReader(f))
     bad = [f"{r['name']}: {r['error']}" for r in res if r["ok"] != "True"]
     if bad or not res: raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run/'generate'/'generate.ipynb')!r}")
     vids = [read_video(r["video"], fps=None) for r in res]
-    real = Clip.open(inputs["audio_clip"]).frames(); portrait = Clip.open(inputs["portrait_clip"]).frames()[0]
+    real = Clip.open(inputs["audio_clip"]).frames(); portrait = np.asarray(Image.open(run/"inputs"/"portrait.png"))
     shutil.copyfile(res[0]["video"], run/"quickstart.mp4")
     wm = detect_watermark(run/"quickstart.mp4", run=mg["label"])
     T = min(len(v) for v in vids)
@@ -219,8 +220,8 @@ def _quickstart_report(cfg, run, inputs, timing, total) -> dict:
             if r == 0: ax[r, j + 1].set_title(f"{t / 25:.1f} s", fontsize=7)
         ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right", va="center", fontsize=7)
     fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25); fig.savefig(fig_dir/"frames.png", dpi=90); plt.close(fig)
-    k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in _log_columns(run/"stage1"/"metrics.csv")]
-    k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in _log_columns(run/"stage2"/"metrics.csv")]
+    k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in read_log(run/"stage1"/"metrics.csv")]
+    k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in read_log(run/"stage2"/"metrics.csv")]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
     plot_log(run/"stage1"/"metrics.csv", k1, ax=ax[0], smooth=3); ax[0].set_title("stage 1 losses"); ax[0].legend(fontsize=7); ax[0].set_xlabel("step")
     plot_log(run/"stage2"/"metrics.csv", k2, ax=ax[1], smooth=3); ax[1].set_title("stage 2 losses"); ax[1].set_yscale("log"); ax[1].legend(fontsize=7); ax[1].set_xlabel("step")
@@ -263,10 +264,6 @@ Run folder: {html.escape(str(run))}. Kit {anitalker.__version__}.</p>
 </body></html>"""
     atomic_write(run/"report.html", page)
     return {**metrics, "report": str(run/"report.html")}
-
-def _log_columns(path) -> list:
-    "The column names of a metrics.csv."
-    with open(path) as f: return f.readline().strip().split(",")
 
 # %% ../nbs/90_cli.ipynb #d01a3c32
 def _positive_int(s):
