@@ -40,7 +40,7 @@ class AppearanceEncoder(nn.Module):
         self.use_hal, self.level_ch = use_hal, [ch[r] for r in res] + [style_dim]
         if use_hal:                                                                 # fc1, fc2, …: lift narrow levels to style_dim
             self.lift = [i for i, c in enumerate(self.level_ch) if c != style_dim]
-            for j, i in enumerate(self.lift): setattr(self, f"fc{j + 1}", nn.Linear(self.level_ch[i], style_dim))
+            for j, i in enumerate(self.lift): setattr(self, f"fc{j + 1}", EqualLinear(self.level_ch[i], style_dim))   # EqualLinear, as the official HAL
             self.ws = WeightedSum(len(self.level_ch))
 
     def forward(self, x:torch.Tensor): # (B,3,S,S) in [-1,1]

@@ -12,10 +12,12 @@ from .encoder import Encoder
 from .renderer import Synthesis
 
 # %% auto #0
-__all__ = ['PRESETS', 'OFFICIAL_STAGE1_PREFIXES', 'Stage1Config', 'MotionAutoencoder', 'render_context', 'map_official_stage1',
-           'random_official_stage1']
+__all__ = ['DRIVES', 'PRESETS', 'OFFICIAL_STAGE1_PREFIXES', 'Stage1Config', 'MotionAutoencoder', 'render_context',
+           'map_official_stage1', 'random_official_stage1']
 
 # %% ../../nbs/24_stage1.model.ipynb #20a691d7
+DRIVES = ("absolute", "difference")   # what the renderer receives (see `MotionAutoencoder.code`)
+
 @dataclass
 class Stage1Config(Config):
     size: int = 256                                      # image size (64, 128 or 256)
@@ -26,6 +28,10 @@ class Stage1Config(Config):
     decouple: bool = True                                # identity / motion MLPs (AniTalker); False = LIA
     projector: str = "lmd"                               # 'lmd' (orthonormal basis) or 'fc' (free linear decode)
     blur_kernel: tuple = (1, 3, 3, 1)
+    drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
+                                                         # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see 28_stage1.train)
+    def __post_init__(self):
+        if self.drive not in DRIVES: raise ValueError(f"drive must be one of {list(DRIVES)}, got {self.drive!r}")
     @classmethod
     def paper(cls, **kw): return cls(**kw)
     @classmethod
@@ -65,11 +71,17 @@ class MotionAutoencoder(nn.Module):
         "Motion codes α (B,d) of frames."
         self._check(frames, "frames"); return self.enc(frames)["alpha"]
 
+    def code(self, src:dict, alpha:torch.Tensor) -> torch.Tensor: # α (B,d) of the driving frames
+        "What the renderer receives: α itself ('absolute' drive) or α − α(portrait) ('difference' drive)."
+        if self.cfg.drive == "absolute": return alpha
+        if "alpha" not in src: raise KeyError("the difference drive needs the portrait's α: pass the dict `encode` returns")
+        return alpha - src["alpha"]
+
     def render(self, src:dict, alpha:torch.Tensor, return_flows:bool=False):
-        "Frames (B,3,S,S) for motion codes α (B,d) on an encoded portrait (batch 1 broadcasts to B)."
+        "Frames (B,3,S,S) for the motion codes α (B,d) of driving frames on an encoded portrait (batch 1 broadcasts to B)."
         B = len(alpha); wa, feats = src["w_a"], src["feats"]
         if len(wa) == 1 and B > 1: wa = wa.expand(B, -1)                  # feats stay batch 1: the warp shares them
-        return self.dec(wa, alpha, feats, return_flows)
+        return self.dec(wa, self.code(src, alpha), feats, return_flows)
 
     def forward(self, source:torch.Tensor, target:torch.Tensor) -> dict: # (B,3,S,S) each
         "Training pass: reconstruct `target` from `source`; returns recon and both encodings."
@@ -86,8 +98,10 @@ def render_context(dtype:str="float32", device_type:str="cpu"):
 @torch.inference_mode()
 def _reenact(self, source:torch.Tensor, # (1,3,S,S) portrait
              driving:torch.Tensor, # (T,3,S,S) driving frames
-             relative:bool=False, batch:int=8, dtype:str="float32") -> torch.Tensor:
+             relative:bool|None=None, # None: relative for the difference drive, absolute for the official one
+             batch:int=8, dtype:str="float32") -> torch.Tensor:
     "Frames (T,3,S,S) float32: the portrait animated by the driving frames' motion (absolute or relative)."
+    relative = default(relative, self.cfg.drive == "difference")
     src = self.encode(source)
     alpha = torch.cat([self.motion(driving[i:i + batch]) for i in range(0, len(driving), batch)])
     if relative: alpha = src["alpha"] + alpha - alpha[:1]
