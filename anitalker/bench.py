@@ -13,7 +13,7 @@ from .stage1.train import load_stage1
 
 # %% auto #0
 __all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'random_hubert', 'e2e_once', 'bench_e2e',
-           'run_bench', 'format_report']
+           'bf16_hardware', 'bench_stage1_train', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -127,13 +127,52 @@ def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32"
     return rows
 
 
+# %% ../nbs/70_bench.ipynb #b81bb8c6
+def bf16_hardware() -> bool:
+    "Whether this CPU has bfloat16 arithmetic in hardware (the avx512_bf16 or amx_bf16 flag of /proc/cpuinfo)."
+    try: flags = open("/proc/cpuinfo").read()
+    except OSError: return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("float32", "bfloat16"),
+                       layouts=("contiguous", "channels_last"), seed:int=0) -> list[dict]:
+    "Rows {module 's1.train_step', preset, batch, dtype, layout, ms_per_step, steps_per_s, ratio, parts_ms, bf16_hw}."
+    from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
+    from anitalker.losses.image import l1_loss, SSIMLoss
+    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False); S = cfg.model_config().size
+    rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
+    for dt in dtypes:
+        for lay in layouts:
+            seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train()
+            opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99)); g = torch.Generator().manual_seed(seed)
+            b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
+            if lay == "channels_last":                                          # 4-D weights and the images in NHWC
+                for p_ in net.parameters():
+                    if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
+                b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
+            parts = {"forward": [], "backward": [], "optimizer": []}
+            def step():
+                t0 = time.perf_counter()
+                with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
+                    x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
+                t1 = time.perf_counter(); loss.backward(); t2 = time.perf_counter(); opt.step(); opt.zero_grad(set_to_none=True)
+                t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
+            step()                                                                # warm-up
+            for _ in range(steps):
+                for k, v in zip(parts, step()): parts[k].append(v)
+            ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
+            rows.append({"module": "s1.train_step", "preset": preset, "batch": batch, "dtype": dt, "layout": lay, "ms_per_step": round(ms, 1),
+                         "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
+                         "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in parts.items()}})
+    return rows
+
 # %% ../nbs/70_bench.ipynb #fd231d5a
 def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
-              only:str|None=None, # 'stage1', 'stage2' or 'e2e': only those rows
+              only:str|None=None, # 'stage1', 'stage2', 'e2e' or 'train': only those rows
               long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
               variant:str="mfcc_full_control") -> dict: # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
     "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
-    if only not in (None, "stage1", "stage2", "e2e"): raise ValueError(f"only must be None, 'stage1', 'stage2' or 'e2e', got {only!r}")
+    if only not in (None, "stage1", "stage2", "e2e", "train"): raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e' or 'train', got {only!r}")
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
     model = load_any_stage1(stage1) if stage1 else None
@@ -146,6 +185,7 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     if only in (None, "e2e") and model is None:
         rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)), steps=4 if quick else 50,
                           variant=variant)
+    if only in (None, "train"): rows += bench_stage1_train(steps=2 if quick else 10)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
             "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -166,4 +206,9 @@ def format_report(rep:dict) -> str:
     if e2:
         lines += [f"end to end: {e2[0]['preset']}, one process per row", f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
         lines += [f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  " + ", ".join(f"{k} {v:.1f}" for k, v in r['stages'].items()) for r in e2]
+    tr = [r for r in rep["rows"] if r["module"] == "s1.train_step"]
+    if tr:
+        lines += [f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 hardware: {tr[0]['bf16_hw']})",
+                  f"{'dtype':>9s} {'layout':>13s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / backward / optimiser ms"]
+        lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r['ms_per_step']:>8.1f} {r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r['parts_ms'].values()) for r in tr]
     return "\n".join(lines)

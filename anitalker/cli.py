@@ -59,14 +59,14 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
     return out
 
 # %% ../nbs/90_cli.ipynb #67e8aa0b
-QS_STAGE1_RECIPE = {"metric": "none", "use_mi": False, "perceptual": "ssim", "w_percep": 0.5, "lr_schedule": "cosine", "warmup_steps": 100}
+QS_STAGE1_RECIPE = {}   # the learning recipe is params/tiny_cpu.yaml itself (issue 16); quickstart-only overrides go here
 
 @dataclass
 class QuickstartConfig(Config):
     "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
     seed: int = 0
-    data_dir: str = "data/synthetic/tiny_cpu"   # the tiny_cpu presets' built-in data (made once, then reused)
-    stage1_steps: int = 900      # 0.79 s/step on a 2-core AVX2 EPYC: 11.9 min (+1.7 min evaluation)
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # the tiny_cpu presets' built-in data (made once, then reused)
+    stage1_steps: int = 1200     # the tiny_cpu recipe: STEP_S s/step on a 2-core AVX2 EPYC
     stage2_steps: int = 600      # 5.1 min there with evaluation
     gen_steps: int = 50          # DDIM steps of the generated videos
     stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml
@@ -232,12 +232,19 @@ def _quickstart_report(cfg, run, inputs, timing, total) -> dict:
                "seconds": timing, "total_seconds": total, "config": cfg.to_dict(), "env": env_info()}
     atomic_write(run/"metrics.json", json.dumps(metrics, indent=1))
     sr, lk, ev = m1["self_reenactment"], m1.get("leakage") or {}, m2["eval"]
+    dg = m1.get("diagnostics") or {}; cr, sp = dg.get("cross_reenactment"), dg.get("spread")
+    from anitalker.metrics.stage1 import probe_table
+    probes = probe_table(dg).splitlines()
+    probe_rows = [[c.strip() for c in l.strip("|").split("|")] for l in probes if not l.startswith("|---")] if dg.get("probe") else [["(no probes)"]]
+    fig1 = lambda name, title: (f"<h3>{title}</h3><img src=\"{_png_uri(run/'stage1'/'figures'/name)}\">" if (run/"stage1"/"figures"/name).exists() else "")
     f3 = lambda x: "—" if x is None else f"{x:.3f}"
     numbers = [["what", "value", "read it as"],
         ["stage 1: held-out self-reenactment PSNR", f"{sr['psnr']:.2f} dB", f"copying the source frame gives {sr['copy_psnr']:.2f} dB"],
         ["stage 1: held-out SSIM", f3(sr["ssim"]), f"copy baseline {f3(sr['copy_ssim'])}"],
         ["stage 1: motion effect", f"{sr['motion_effect_psnr']:.1f} dB", "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored"],
         ["stage 1: identity leakage into α", f3(lk.get("accuracy")), f"linear probe accuracy; chance {f3(lk.get('chance'))}"],
+        *([["stage 1: exact cross-reenactment PSNR", f"{cr['psnr']:.2f} dB", f"held-out A driven by B against the exact render of A with B's factors; copying A gives {cr['copy_psnr']:.2f} dB"]] if cr else []),
+        *([["stage 1: α within clips vs across speakers", f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}", f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)"]] if sp else []),
         ["stage 2: mouth r (held-out)", f3(ev["mouth_r"]), f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6"],
         ["stage 2: pose-control r", f3(ev["pose_r"]), "requested vs generated head pose"],
         ["stage 2: seeds", f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}", "different heads, the same lips"],
@@ -258,6 +265,8 @@ Run folder: {html.escape(str(run))}. Kit {anitalker.__version__}.</p>
 <h2>Numbers</h2>{_table(numbers)}
 <h2>Loss curves</h2><img src="{_png_uri(fig_dir/'losses.png')}">
 <h2>Stage 1 on held-out speakers</h2><p>source / target / reconstruction / cross-reenactment</p><img src="{_png_uri(run/'stage1'/'figures'/'reenactment.png')}">
+<h3>What the motion code carries (linear-probe R² per ground-truth factor, held-out speakers; 1 = all of it, ≤ 0 = nothing)</h3>{_table(probe_rows)}
+{fig1('cross_truth.png', 'Cross-reenactment against the exact ground truth')}{fig1('diagnostics.png', 'The diagnostics over training')}
 <h2>Stage 2 on a held-out speaker</h2><img src="{_png_uri(run/'stage2'/'figures'/'mouth_and_pose.png')}">
 <h2>Time</h2>{_table(times)}{_table(envrow)}
 <p>Executed notebooks: stage1/stage1_train.ipynb, stage2/stage2_train.ipynb, generate/generate.ipynb. All numbers: metrics.json.</p>
@@ -290,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seconds", type=_positive_float, default=5.0, help="clip length in seconds (default 5)")
     sy.add_argument("--size", type=int, choices=(64, 128, 256), default=64, help="frame size (default 64)")
     sy.add_argument("--seed", type=int, default=0); sy.add_argument("--workers", type=_positive_int, default=None)
+    sy.add_argument("--features", choices=("small", "large"), default="small", help="face features: small, or large (a bigger, darker mouth and bigger eyes)")
     pr = sub.add_parser("prep", help="prepare a folder of real videos (detect, crop, filter, attributes)")
     pr.add_argument("src", help="folder of videos: SRC/<speaker>/... or any layout with --csv")
     pr.add_argument("out", help="output folder")
@@ -308,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     be.add_argument("--json", action="store_true", help="print JSON instead of the table")
     be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
-    be.add_argument("--only", choices=("stage1", "stage2", "e2e"), default=None, help="only these rows")
+    be.add_argument("--only", choices=("stage1", "stage2", "e2e", "train"), default=None, help="only these rows (train: stage-1 training steps/s)")
     be.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
     be.add_argument("--variant", default="mfcc_full_control", choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only", "hubert_pose_only", "hubert_full_control"),
                     help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default mfcc_full_control)")
@@ -346,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
     r.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
     r.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of an official stage-1 file (tiny: test files)")
-    r.add_argument("--relative", action="store_true", help="add the driving motion's change to the portrait's own (cross-identity)")
+    r.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the driving motion's change to the portrait's own (default: on for kit-trained difference-drive models, off for official ones)")
     r.add_argument("--crop", choices=("auto", "none"), default="auto"); r.add_argument("--paste-back", action="store_true")
     r.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32"); r.add_argument("--batch", type=_positive_int, default=8)
     r.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
@@ -374,7 +385,7 @@ def _dispatch(args) -> int:
         print(json.dumps({"kit_version": anitalker.__version__, **env_info()}, indent=2)); return 0
     if args.command == "synth":
         from anitalker.data.synthetic import make_dataset
-        m = make_dataset(args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers)
+        m = make_dataset(args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features)
         print(f"{m['n_kept']} clips of {m['n_speakers']} speakers in {args.out} ({m['made_now']} made now, {m['seconds_taken']} s)"); return 0
     if args.command == "prep":
         from anitalker.data.prep import prepare_dataset, PrepConfig

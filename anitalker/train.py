@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #55bfc397
 from __future__ import annotations
-import csv, copy, io, math, random, time, warnings
+import csv, copy, io, json, math, random, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Sampler
 from .core import Config, exists, default, atomic_save, atomic_write, load_checkpoint
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer']
+__all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer',
+           'read_eval']
 
 # %% ../nbs/03_train.ipynb #fa54d2a2
 @dataclass
@@ -28,6 +29,7 @@ class TrainConfig(Config):
     warmup_steps: int = 0        # optimiser steps of linear warm-up (0 = none)
     log_every: int = 10          # steps between CSV/TensorBoard rows
     sample_every: int = 0        # steps between PNG sample grids (0 = only at the end)
+    eval_every: int = 0          # steps between `eval_fn` rows in eval.jsonl (0 = only at the end)
     ckpt_every: int = 100        # steps between checkpoints (always one at the end)
     num_workers: int = 0         # DataLoader worker processes
     seed: int = 0                # data order, initial weights and everything random
@@ -144,6 +146,7 @@ class Trainer:
                  optimizers:dict, # {name: Optimizer} over those models' parameters
                  dataset, step_fn:Callable,
                  sample_fn:Callable|None=None, # (trainer) -> image (H,W,3) uint8 or float in [0,1]; main process only
+                 eval_fn:Callable|None=None, # (trainer) -> {name: JSON value}; main process only, one row of eval.jsonl
                  ema:tuple=(), # names of models to keep an EMA of (needs cfg.ema_decay > 0)
                  collate_fn:Callable|None=None, resume:bool=True, progress:bool=True,
                  extra_state:dict|None=None, # more things saved in the checkpoint (e.g. the stage's config)
@@ -159,6 +162,7 @@ class Trainer:
         if ema and not cfg.ema_decay > 0: raise ValueError(f"EMA of {list(ema)} requested but cfg.ema_decay is {cfg.ema_decay}")
         self.ema = {n: EMA(self.unwrap(n), cfg.ema_decay) for n in ema}
         self.step, self.micro, self.progress, self.extra_state = 0, 0, progress, default(extra_state, {})
+        self.eval_fn = eval_fn
         self.ckpt_path = self.out/"ckpt"/"last.pt"
         if self.is_main: self.out.mkdir(parents=True, exist_ok=True)
         if resume and self.ckpt_path.exists(): self.load(self.ckpt_path)
@@ -231,6 +235,24 @@ def _log(self, row:dict):
         for k, v in row.items():
             if k != "step": self.tb.add_scalar(k, v, row["step"])
 
+def _evaluate(self):
+    "One row {'step', 'seconds', **eval_fn(self)} appended to eval.jsonl (flat numbers also to TensorBoard)."
+    if not (self.is_main and exists(self.eval_fn)): return None
+    t0 = time.time(); row = {"step": self.step, **self.eval_fn(self)}; row["seconds"] = round(time.time() - t0, 2)
+    with open(self.out/"eval.jsonl", "a") as f: f.write(json.dumps(row) + "\n")
+    if exists(self.tb):
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k != "step": self.tb.add_scalar(f"eval/{k}", v, self.step)
+    return row
+
+def read_eval(path) -> list[dict]:
+    "The rows of a run's eval.jsonl (a run folder or the file); [] if there is none."
+    p = Path(path); p = p/"eval.jsonl" if p.is_dir() else p
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+def _truncate_eval(path:Path, step:int):
+    if path.exists(): atomic_write(path, "".join(json.dumps(r) + "\n" for r in read_eval(path) if r["step"] <= step))
+
 def _sample(self):
     if not (self.is_main and exists(self.sample_fn)): return None
     import PIL.Image
@@ -248,7 +270,7 @@ def _fit(self) -> Path:
     c = self.cfg; acc = self.acc
     self.tb = None
     if self.is_main:
-        _truncate_log(self.out/"metrics.csv", self.step)
+        _truncate_log(self.out/"metrics.csv", self.step); _truncate_eval(self.out/"eval.jsonl", self.step)
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(self.out/"tb", purge_step=self.step or None)
@@ -277,10 +299,12 @@ def _fit(self) -> Path:
             _log(self, row); acc_logs = {}
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:4]})
         if c.sample_every and self.step % c.sample_every == 0: _sample(self)
+        if c.eval_every and self.step % c.eval_every == 0: _evaluate(self)
         if self.step % c.ckpt_every == 0 and self.step < c.steps: self.save()
         bar.update(1)
     bar.close()
     if not c.sample_every or self.step % c.sample_every: _sample(self)
+    if not c.eval_every or self.step % c.eval_every: _evaluate(self)
     self.save()
     if exists(self.tb): self.tb.close()
     return self.out

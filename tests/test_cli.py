@@ -40,11 +40,16 @@ def test_quickstart_chain_report_reuse_and_failure(cli, tmp_path):
     v = read_video(run / "quickstart.mp4", fps=None)
     assert v.shape == (25, 64, 64, 3) and read_audio(run / "quickstart.mp4").size > 15000      # 1 s of held-out audio muxed in
     page = _Page(); page.feed((run / "report.html").read_text())
-    assert page.videos == ["quickstart.mp4"] and len(page.imgs) == 4
+    assert page.videos == ["quickstart.mp4"] and len(page.imgs) == 6               # + the truth strip and the diagnostics curves
+    dg = m["stage1"]["diagnostics"]
+    assert dg["drive"] == "difference" and set(dg["probe"]["alpha_within"]) == {"yaw", "pitch", "roll", "tx", "zoom", "mouth", "blink"}
+    assert np.isfinite(dg["cross_reenactment"]["psnr"]) and 0 <= dg["spread"]["motion_share"] <= 1
     for src in page.imgs:                                                                      # self-contained: PNGs inline
         assert src.startswith("data:image/png;base64,") and base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     text = " ".join(page.text)
     assert f"{m['stage1']['self_reenactment']['psnr']:.2f} dB" in text and f"{m['stage2']['eval']['mouth_r']:.3f}" in text
+    assert "What the motion code carries" in text and f"{dg['cross_reenactment']['psnr']:.2f} dB" in text
+    yaw = dg["probe"]["alpha_within"]["yaw"]; assert ("–" if yaw is None else f"{yaw:.2f}" if yaw >= 0 else "< 0") in text
     for f in ("stage1/stage1_train.ipynb", "stage1/latents/latents.json", "stage2/stage2_train.ipynb", "generate/generate.ipynb",
               "figures/frames.png", "figures/losses.png", "inputs/portrait.png", "inputs/jobs.csv"):
         assert (run / f).exists(), f
@@ -91,7 +96,10 @@ def test_bench_quick_json(cli):
     assert {(x["module"], x["dtype"]) for x in s2} >= {("s2.condition", "float32"), ("s2.ddim_step", "float32"),
                                                         ("s2.sample_2s", "float32"), ("s2.sample_6s", "bfloat16")}
     e2 = [x for x in rep["rows"] if x["module"].startswith("e2e.")]
-    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) == len(rep["rows"])
+    tr = [x for x in rep["rows"] if x["module"] == "s1.train_step"]               # stage-1 training steps/s, per dtype and layout
+    assert {(x["dtype"], x["layout"]) for x in tr} == {(d, l) for d in ("float32", "bfloat16") for l in ("contiguous", "channels_last")}
+    assert all(x["steps_per_s"] > 0 and set(x["parts_ms"]) == {"forward", "backward", "optimizer"} for x in tr)
+    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) == len(rep["rows"])
     assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr

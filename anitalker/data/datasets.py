@@ -12,9 +12,9 @@ from ..core import exists, default, atomic_write
 from .media import write_video, write_wav, read_video, read_audio
 
 # %% auto #0
-__all__ = ['ATTR_KEYS', 'FPS', 'SR', 'clip_dir', 'write_clip', 'write_dropped', 'clip_done', 'scan_clips', 'write_manifest',
-           'Clip', 'list_clips', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment',
-           'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
+__all__ = ['ATTR_KEYS', 'FPS', 'SR', 'GT_CODE', 'clip_dir', 'write_clip', 'write_dropped', 'clip_done', 'scan_clips',
+           'write_manifest', 'Clip', 'list_clips', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment',
+           'gt_code', 'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
 
 # %% ../../nbs/14_data.datasets.ipynb #28fbcf65
 ATTR_KEYS = ("yaw", "pitch", "roll", "location", "scale")   # required per-frame attributes
@@ -163,11 +163,21 @@ def negative_augment(p:float=0.5):
                       A.Affine(translate_percent=(-0.06, 0.06), scale=(0.9, 1.1), rotate=(-10, 10), border_mode=0, p=p)])
 
 # %% ../../nbs/14_data.datasets.ipynb #91ca123e
+GT_CODE = {"yaw": 20., "pitch": 10., "roll": 7., "gt_tx": 0.05, "gt_zoom": 0.05, "gt_mouth_open": 0.5, "gt_mouth_width": 0.1, "gt_blink": 1.}
+_GT_CENTRE = {"gt_zoom": 1., "gt_mouth_width": 1.}
+
+def gt_code(attrs:dict) -> np.ndarray: # a clip's attrs (built-in data)
+    "(T,8) ground-truth motion factors of the built-in data at about unit scale: the 'oracle' motion code."
+    missing = [k for k in GT_CODE if k not in attrs]
+    if missing: raise ValueError(f"no ground truth {missing}: the oracle code needs the built-in synthetic data")
+    return np.stack([(np.asarray(attrs[k], np.float64) - _GT_CENTRE.get(k, 0.)) / s for k, s in GT_CODE.items()], 1).astype(np.float32)
+
 class Stage1PairDataset(Dataset):
-    "Items {source, target (same clip, no augmentation), negative (other speaker, augmented), speaker ids}."
+    "Items {source, target (same clip, no augmentation), negative (other speaker, augmented), speaker ids[, gt (2,8)]}."
     def __init__(self, root, speakers=None, size:int|None=None, # resize frames if they differ (e.g. 256² data, 64² model)
                  items_per_clip:int=50, # length of an epoch = clips × items_per_clip
-                 negatives:bool=True, seed:int=0, cache_clips:int=16):
+                 negatives:bool=True, seed:int=0, cache_clips:int=16,
+                 gt:bool=False): # also the ground-truth codes (`gt_code`) of source and target (built-in data)
         self.clips = list_clips(root, speakers)
         if not self.clips: raise ValueError(f"no clips under {str(root)!r}" + (f" for speakers {speakers}" if speakers else ""))
         self.speakers = sorted({c.speaker for c in self.clips}); self.spk_idx = {s: i for i, s in enumerate(self.speakers)}
@@ -175,6 +185,7 @@ class Stage1PairDataset(Dataset):
         self.by_spk = {s: [i for i, c in enumerate(self.clips) if c.speaker == s] for s in self.speakers}
         self.frames, self.n, self.negatives, self.seed, self.epoch = _ClipFrames(self.clips, size, cache_clips), items_per_clip, negatives, seed, 0
         self.aug = negative_augment() if negatives else None
+        self.gt = [gt_code(c.attrs()) for c in self.clips] if gt else None
     def __len__(self): return len(self.clips) * self.n
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __getitem__(self, i):
@@ -183,6 +194,7 @@ class Stage1PairDataset(Dataset):
         s, t = rng.choice(len(fr), 2, replace=len(fr) < 2)
         out = {"source": to_tensor(fr[s]), "target": to_tensor(fr[t]), "speaker": self.spk_idx[c.speaker], "clip": ci,
                "frames": torch.tensor([s, t])}
+        if self.gt is not None: out["gt"] = torch.from_numpy(self.gt[ci][[s, t]])
         if self.negatives:
             others = [x for x in self.speakers if x != c.speaker]
             ns = others[rng.integers(len(others))]; nc = self.by_spk[ns][rng.integers(len(self.by_spk[ns]))]

@@ -14,8 +14,8 @@ from ..core import exists, default
 from .datasets import write_clip, clip_done, write_manifest, FPS, SR
 
 # %% auto #0
-__all__ = ['VOWELS', 'Identity', 'sample_identity', 'rotation', 'Head', 'background', 'render_frame', 'syllables', 'speech_audio',
-           'articulation', 'motion', 'make_clip', 'make_dataset']
+__all__ = ['VOWELS', 'FEATURES', 'Identity', 'sample_identity', 'rotation', 'Head', 'background', 'render_frame', 'syllables',
+           'speech_audio', 'articulation', 'motion', 'make_clip', 'make_dataset']
 
 # %% ../../nbs/10_data.synthetic.ipynb #dfd15bdb
 VOWELS = {  # name: (F1, F2, F3 in Hz, jaw opening, lip width factor)
@@ -103,7 +103,8 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
                  tx=0., # horizontal head offset, fraction of the width
                  zoom=1., # head scale factor
                  mouth_open=0., mouth_width=1., blink=0., # in [0,1], ~1, [0,1]
-                 ss:int=2): # supersampling factor
+                 ss:int=2, # supersampling factor
+                 features:str="small"): # 'small' (the first built-in data) or 'large': a bigger, darker mouth and bigger eyes
     "One RGB frame (size,size,3) uint8 and its camera parameters {'location', 'scale'}."
     N = size * ss; img = background(ident, N); id_ = ident
     a, b = id_.head_a * N * zoom, id_.head_b * N * zoom
@@ -125,12 +126,17 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
         th, ph = np.meshgrid(np.linspace(0, 360, 25)[:-1], np.linspace(id_.hairline, 90, 6))
         _poly(img, _hull(h.to2d(h.point(th, ph, 1.04))), id_.hair, ss)
         if id_.hair_style == 3: _poly(img, h.patch(180, 70, 25, 25, 1.3), _shade(id_.hair, 0.9), ss)
-    return _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size)
+    if features not in FEATURES: raise ValueError(f"features must be one of {list(FEATURES)}, got {features!r}")
+    return _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, FEATURES[features])
 
 # %% ../../nbs/10_data.synthetic.ipynb #ade2c902
-def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size):
+FEATURES = {  # name: (mouth opening in degrees of arc at mouth_open=1, mouth width ×, eye size ×, mouth interior colour)
+    "small": (14.0, 1.0, 1.0, (60, 20, 30)), "large": (34.0, 1.3, 1.35, (20, 4, 10))}
+
+def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, feat=FEATURES["small"]):
     "Eyes, brows, nose, mouth, glasses, earrings; then downsample and measure the camera parameters."
-    ew, eh = id_.eye_size * 60, id_.eye_size * 35
+    m_deg, m_w, e_x, m_col = feat
+    ew, eh = id_.eye_size * 60 * e_x, id_.eye_size * 35 * e_x
     for s in (-1, 1):
         th, ph = s * id_.eye_theta, id_.eye_phi
         if vis(th, ph):
@@ -147,10 +153,10 @@ def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size):
     if vis(0, -6):
         base = h.point(np.array([-id_.nose_w, id_.nose_w]), -10)
         _poly(img, h.to2d(np.stack([h.point(0, id_.eye_phi - 4), base[0], tip, base[1]])), _shade(id_.skin, 0.8), ss)
-    mw, mh = id_.mouth_w * mouth_width, 1.5 + 14 * mouth_open
+    mw, mh = id_.mouth_w * mouth_width * m_w, 1.5 + m_deg * mouth_open
     if vis(0, -24):
         _poly(img, h.patch(0, -24, mw * 0.5 + 1.5, mh * 0.5 + 2.0, 1.01), id_.lip, ss)
-        _poly(img, h.patch(0, -24, mw * 0.5, mh * 0.5, 1.01), (60, 20, 30), ss)
+        _poly(img, h.patch(0, -24, mw * 0.5, mh * 0.5, 1.01), m_col, ss)
     if id_.earrings:
         for s in (-1, 1):
             if h.normal_z(s * 90, 0) > -0.3: _poly(img, h.patch(s * 90, -22, 4, 4, 1.1), (230, 200, 60), ss)
@@ -223,7 +229,7 @@ def motion(rng, ident:Identity, sylls, n_frames:int, fps:int=FPS) -> dict:
             "mouth_open": mo, "mouth_width": mw, "vowel": vid, "blink": blink}
 
 # %% ../../nbs/10_data.synthetic.ipynb #f68d23ed
-def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64):
+def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64, features:str="small"):
     "(frames (T,S,S,3) uint8, audio (N,) float32 16 kHz, per-frame attrs incl. gt_*) for one synthetic clip."
     if size not in (64, 128, 256): raise ValueError(f"size must be 64, 128 or 256, got {size}")
     if not seconds > 0.5: raise ValueError(f"seconds must be > 0.5, got {seconds}")
@@ -233,7 +239,8 @@ def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64):
     mot = motion(rng, ident, sylls, n)
     frames, loc, sca = np.empty((n, size, size, 3), np.uint8), np.empty(n), np.empty(n)
     for f in range(n):
-        frames[f], cam = render_frame(ident, size, **{k: mot[k][f] for k in ("yaw", "pitch", "roll", "tx", "zoom", "mouth_open", "mouth_width", "blink")})
+        frames[f], cam = render_frame(ident, size, **{k: mot[k][f] for k in ("yaw", "pitch", "roll", "tx", "zoom", "mouth_open", "mouth_width", "blink")},
+                                      features=features)
         loc[f], sca[f] = cam["location"], cam["scale"]
     rms = np.sqrt(np.mean(audio[: n * SR // FPS].reshape(n, -1) ** 2, 1))      # audio energy per video frame
     attrs = {"yaw": mot["yaw"], "pitch": mot["pitch"], "roll": mot["roll"], "location": loc, "scale": sca,
@@ -242,27 +249,30 @@ def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64):
 
 # %% ../../nbs/10_data.synthetic.ipynb #25316496
 def _make_one(args):
-    seed, idx, j, seconds, size, out_dir = args
+    seed, idx, j, seconds, size, out_dir, features = args
     cv2.setNumThreads(1)
     spk, clip = f"syn{idx:04d}", f"c{j:02d}"
     if clip_done(out_dir, spk, clip): return 0
-    frames, audio, attrs = make_clip(seed, idx, j, seconds, size)
-    write_clip(out_dir, spk, clip, frames, attrs, audio, meta={"source": "synthetic", "seed": seed, "identity": idx})
+    frames, audio, attrs = make_clip(seed, idx, j, seconds, size, features)
+    write_clip(out_dir, spk, clip, frames, attrs, audio, meta={"source": "synthetic", "seed": seed, "identity": idx, "features": features})
     return 1
 
 def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, size:int=64, seed:int=0,
                  workers:int|None=None, # processes (default: all cores)
-                 progress:bool=True) -> dict:
+                 progress:bool=True,
+                 features:str="small") -> dict: # 'small' or 'large' (a bigger, darker mouth and bigger eyes; see `render_frame`)
     "Write the synthetic dataset into `out_dir` (resumable); returns the manifest."
     if n_ids < 1 or clips_per_id < 1: raise ValueError(f"n_ids and clips_per_id must be >= 1, got {n_ids}, {clips_per_id}")
     if size not in (64, 128, 256): raise ValueError(f"size must be 64, 128 or 256, got {size}")
-    settings = {"source": "synthetic", "n_ids": n_ids, "clips_per_id": clips_per_id, "seconds": seconds, "size": size, "seed": seed}
+    if features not in FEATURES: raise ValueError(f"features must be one of {list(FEATURES)}, got {features!r}")
+    settings = {"source": "synthetic", "n_ids": n_ids, "clips_per_id": clips_per_id, "seconds": seconds, "size": size, "seed": seed, "features": features}
     old = Path(out_dir)/"manifest.json"
     if old.exists():                                       # resuming is only safe with the same drawing settings
         prev = json.loads(old.read_text()).get("settings", {})
-        diff = {k: (prev.get(k), settings[k]) for k in ("seconds", "size", "seed") if prev.get(k) != settings[k]}
+        diff = {k: (prev.get(k, "small" if k == "features" else None), settings[k]) for k in ("seconds", "size", "seed", "features")
+                if prev.get(k, "small" if k == "features" else None) != settings[k]}     # data made before the option: 'small'
         if diff: raise ValueError(f"{str(out_dir)!r} holds a synthetic dataset made with other settings {diff} (was, now): use another folder")
-    jobs = [(seed, i, j, seconds, size, str(out_dir)) for i in range(n_ids) for j in range(clips_per_id)]
+    jobs = [(seed, i, j, seconds, size, str(out_dir), features) for i in range(n_ids) for j in range(clips_per_id)]
     workers = default(workers, os.cpu_count() or 1); t0 = time.perf_counter(); made = 0
     bar = tqdm(total=len(jobs), desc=f"synth {size}²", unit="clip", disable=not progress)
     if workers <= 1:

@@ -264,7 +264,8 @@ def reenact(source, # portrait: a path or (H,W,3) uint8 RGB
             driving, # a video file
             out, # output .mp4 (its folder must exist)
             model:MotionAutoencoder|None=None, run=None, stage1=None, # a model, a kit run folder, or a checkpoint
-            relative:bool=False, crop:str="auto", paste_back:bool=False, dtype:str="float32", batch:int=8,
+            relative:bool|None=None, # None: relative for a difference-drive model (kit training), absolute for the official one
+            crop:str="auto", paste_back:bool=False, dtype:str="float32", batch:int=8,
             preset:str="paper", # sizes of an official stage-1 file ('tiny': small test files)
             progress:bool=True, verbose:bool=True) -> dict:
     "Animate `source` with the motion of `driving` (absolute or relative α); returns {'path', 'frames', 'times', ...}."
@@ -281,6 +282,7 @@ def reenact(source, # portrait: a path or (H,W,3) uint8 RGB
         if run is None and stage1 is None: raise ValueError("give a stage-1 model: run=... (kit run) or stage1=... (checkpoint)")
         model, label = load_stage1_any(default(run, stage1), preset)
     ae, S = model, model.cfg.size
+    relative = default(relative, getattr(ae.cfg, "drive", "absolute") == "difference")
     tm("image")
     name = repr(str(source)) if isinstance(source, (str, Path)) else "the image"
     photo = load_image(source) if isinstance(source, (str, Path)) else np.asarray(source)

@@ -9,7 +9,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ..nn.layers import ConvLayer, ResBlock, EqualConv2d, EqualLinear
 
 # %% auto #0
-__all__ = ['resolutions', 'width_of', 'WeightedSum', 'AppearanceEncoder', 'Decoupling', 'motion_projection', 'Encoder']
+__all__ = ['resolutions', 'width_of', 'WeightedSum', 'AppearanceEncoder', 'Decoupling', 'motion_projection', 'SpatialMotion',
+           'Encoder']
 
 # %% ../../nbs/20_stage1.encoder.ipynb #4127ea57
 def resolutions(size:int) -> list[int]:
@@ -69,17 +70,33 @@ def motion_projection(style_dim:int=512, motion_dim:int=20, n:int=5) -> nn.Seque
     return nn.Sequential(*[EqualLinear(style_dim, style_dim) for _ in range(n - 1)], EqualLinear(style_dim, motion_dim))
 
 # %% ../../nbs/20_stage1.encoder.ipynb #8138a994
+class SpatialMotion(nn.Module):
+    "A motion path that keeps *where* things are: 1×1 conv to `mid` channels, flatten the res×res map, lift to style_dim."
+    def __init__(self, in_ch:int, res:int, style_dim:int, mid:int=32):
+        super().__init__(); self.conv, self.lin = ConvLayer(in_ch, mid, 1), EqualLinear(mid * res * res, style_dim, activation="fused_lrelu")
+    def forward(self, h): return self.lin(self.conv(h).flatten(1))   # (B,C,r,r) → (B,style_dim)
+
 class Encoder(nn.Module):
     "The stage-1 encoder: `net_app` (appearance + HAL), `net_decouping` (identity / motion / CLUB mean), `fc` (→ α)."
     def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
-                 use_hal:bool=True, decouple:bool=True, blur_kernel=(1, 3, 3, 1)):
+                 use_hal:bool=True, decouple:bool=True, blur_kernel=(1, 3, 3, 1),
+                 motion_res:int=0): # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
         super().__init__()
         self.net_app = AppearanceEncoder(size, widths, style_dim, use_hal, blur_kernel)
         self.net_decouping = Decoupling(style_dim) if decouple else None          # (sic: the official key name)
         self.fc = motion_projection(style_dim, motion_dim)
+        self.motion_res = motion_res
+        if motion_res:
+            if motion_res not in resolutions(size)[1:]:
+                raise ValueError(f"motion_res must be 0 or one of {resolutions(size)[1:]}, got {motion_res}")
+            mid = min(32, max(8, 8192 // motion_res ** 2))                       # ≤ 8192 values after the flatten
+            self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid)
 
     def forward(self, x:torch.Tensor) -> dict: # (B,3,S,S) in [-1,1]
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
         wa, feats = self.net_app(x)
         e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
+        if self.motion_res:                                                      # feats[0] is 8×8, feats[1] 16×16, …
+            h = self.spatial_motion(feats[int(math.log2(self.motion_res)) - 3])
+            h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
         return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": self.fc(h_m)}

@@ -28,6 +28,7 @@ class Stage1Config(Config):
     decouple: bool = True                                # identity / motion MLPs (AniTalker); False = LIA
     projector: str = "lmd"                               # 'lmd' (orthonormal basis) or 'fc' (free linear decode)
     blur_kernel: tuple = (1, 3, 3, 1)
+    motion_res: int = 0                                  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
     drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
                                                          # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see 28_stage1.train)
     def __post_init__(self):
@@ -47,7 +48,7 @@ class MotionAutoencoder(nn.Module):
     def __init__(self, cfg:Stage1Config|None=None):
         super().__init__()
         self.cfg = c = default(cfg, Stage1Config.paper())
-        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel)
+        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel, c.motion_res)
         self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel)
 
     @classmethod

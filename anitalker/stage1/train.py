@@ -19,17 +19,22 @@ from ..losses.club import CLUBMean
 from ..losses.metric import AAMSoftmax, triplet_loss
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'split_speakers', 'Stage1Net', 'copy_init', 'DiscriminatorLoss', 'perceptual_loss',
-           'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1', 'load_stage1', 'write_latents']
+__all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'split_speakers', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss',
+           'perceptual_loss', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1', 'load_stage1',
+           'plot_drive_study', 'write_latents']
 
 # %% ../../nbs/28_stage1.train.ipynb #c05a01a5
-RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size",
+RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "data_features",
             "eval_pairs_per_clip", "write_latents")   # experiment parameters about where/how to run, not the config
 
 @dataclass
 class Stage1TrainConfig(Config):
     preset: str = "tiny"               # model preset: 'tiny', 'paper' or 'lia'
     projector: str = "lmd"             # 'lmd' (orthonormal basis) or 'fc' (ablation)
+    motion_res: int = 0                # 0: α from w_a (official); 8, 16, …: α from that encoder map (a spatial motion path)
+    code_source: str = "encoder"       # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
+                                       # (built-in data only; measures the renderer apart from the encoder)
+    drive: str = "difference"          # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
     motion_dim: int = 20               # d
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
     data_dir: str = "data/synthetic_quickstart/seed0"
@@ -41,6 +46,8 @@ class Stage1TrainConfig(Config):
     w_adv: float = 1.0                 # λ2
     w_mi: float = 0.1                  # λ3 (needs use_mi)
     w_ml: float = 0.1                  # λ4 (needs metric != 'none')
+    w_alpha: float = 0.0               # mean α² of source and target: under the difference drive α's per-person part gets no
+                                       # gradient from the reconstruction (it cancels); this keeps it from growing (stage 2 models α)
     perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
@@ -66,13 +73,15 @@ class Stage1TrainConfig(Config):
     def __post_init__(self):
         checks = {"preset": (self.preset, tuple(PRESETS)), "projector": (self.projector, ("lmd", "fc")),
                   "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")), "metric": (self.metric, ("none", "triplet", "aam")),
-                  "club_variance": (self.club_variance, ("unit", "ml")), "mi_on": (self.mi_on, ("h_m", "alpha"))}
+                  "club_variance": (self.club_variance, ("unit", "ml")), "mi_on": (self.mi_on, ("h_m", "alpha")),
+                  "code_source": (self.code_source, ("encoder", "oracle"))}
         for k, (v, ok) in checks.items():
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
         if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self):
-        return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal)
+        return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
+                                   motion_res=self.motion_res)
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
@@ -98,6 +107,11 @@ class _Detached(nn.Module):
 
 def _standardize(v): return F.layer_norm(v, v.shape[-1:])   # per vector: zero mean, unit variance (no parameters)
 
+def oracle_code(gt_diff:torch.Tensor, motion_dim:int) -> torch.Tensor: # (B,8) differences of `gt_code` rows
+    "The oracle's code: ground-truth factor differences, zero-padded to motion_dim (Q is orthonormal, so any padding is as good)."
+    if gt_diff.shape[-1] > motion_dim: raise ValueError(f"the oracle needs motion_dim >= {gt_diff.shape[-1]}, got {motion_dim}")
+    return F.pad(gt_diff.float(), (0, motion_dim - gt_diff.shape[-1]))
+
 class Stage1Net(nn.Module):
     "MotionAutoencoder + metric head + CLUB estimator, with the training forward of stage 1."
     def __init__(self, cfg:Stage1TrainConfig, n_speakers:int):
@@ -115,6 +129,7 @@ class Stage1Net(nn.Module):
             mu = dec.identity_net_density if cfg.mi_on == "h_m" else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
             self.club = CLUBMean(mu_net=mu)                                      # trained by the estimator optimiser
             object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.club_variance))
+    def _record_code_grad(self, g): self.code_grad = g.detach().float().norm(dim=1).mean()   # ‖∂L/∂code‖ per sample
     def estimator_parameters(self): return list(self.club.parameters()) if self.cfg.use_mi else []
     def model_parameters(self):
         est = {id(p) for p in self.estimator_parameters()}; return [p for p in self.parameters() if id(p) not in est]
@@ -124,8 +139,12 @@ class Stage1Net(nn.Module):
         c, B = self.cfg, len(batch["source"])
         imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.metric == "triplet" else [])
         e = self.ae.enc(torch.cat(imgs))                                       # one encoder pass for all images
-        src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]]}
-        out = {"recon": self.ae.render(src, e["alpha"][B:2 * B])}
+        src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
+        code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
+        if c.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
+        if code.requires_grad: code.register_hook(self._record_code_grad)
+        out = {"recon": self.ae.dec(src["w_a"], code, src["feats"]), "code_std": code.detach().float().std(0).mean(),
+               "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
         if exists(e["id"]):
             eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
             out.update(club_x=_standardize(eid), club_y=e["alpha"][:2 * B] if c.mi_on == "alpha" else _standardize(hm))   # α's scale is motion: not normalised
@@ -191,8 +210,12 @@ def stage1_step(tr:Trainer, batch:dict) -> dict:
     if "ml" in out:
         logs["ml"] = out["ml"]; loss = loss + ml_on * c.w_ml * out["ml"]
         if "ml_acc" in out: logs["ml_acc"] = out["ml_acc"]
+    logs["alpha_sq"] = out["alpha_sq"]
+    if c.w_alpha > 0: loss = loss + c.w_alpha * out["alpha_sq"]
     logs["loss"] = loss
     tr.optimize("model", loss)
+    logs["code_std"] = out["code_std"]                                        # the code's spread over the batch, and the gradient
+    if hasattr(tr.unwrap("net"), "code_grad"): logs["code_grad"] = tr.unwrap("net").code_grad   # reaching it: does motion matter?
     if adv:                                                                   # 2. discriminator
         r1 = c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0
         d = tr.models["disc"](x, xh, r1 * c.r1_every)
@@ -216,7 +239,8 @@ def sample_grid(ae:MotionAutoencoder, source:torch.Tensor, target:torch.Tensor) 
     was = ae.training; ae.eval()
     s, t = ae.encode(source), ae.encode(target)
     rec = ae.render(s, t["alpha"])
-    cross = ae.render({"w_a": s["w_a"].roll(-1, 0), "feats": [f.roll(-1, 0) for f in s["feats"]]}, t["alpha"])
+    other = {"w_a": s["w_a"].roll(-1, 0), "feats": [f.roll(-1, 0) for f in s["feats"]], "alpha": s["alpha"].roll(-1, 0)}
+    cross = ae.render(other, other["alpha"] + t["alpha"] - s["alpha"])      # the next portrait, moved as t moved from s (relative)
     ae.train(was); return _grid([source, target, rec, cross])
 
 # %% ../../nbs/28_stage1.train.ipynb #a073f237
@@ -224,12 +248,14 @@ def _fixed_batch(ds:Stage1PairDataset, n:int):
     items = [ds[i] for i in range(n)]                                          # item i is clip i % n_clips: distinct clips first
     return torch.stack([b["source"] for b in items]), torch.stack([b["target"] for b in items])
 
-def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
+def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, resume:bool=True,
+                         eval_fn=None, # (MotionAutoencoder) -> dict, every `train.eval_every` steps (e.g. metrics.stage1.diagnostics_fn)
+                        ) -> Trainer:
     "The configured Trainer (data, models, optimisers, step, samples), ready for `.fit()`."
     train_spk, test_spk = split_speakers(cfg.data_dir, cfg.held_out)
     size = cfg.model_config().size
     ds = Stage1PairDataset(cfg.data_dir, train_spk, size=size, items_per_clip=cfg.items_per_clip,
-                           negatives=cfg.metric == "triplet", seed=cfg.train.seed, cache_clips=cfg.cache_clips)
+                           negatives=cfg.metric == "triplet", seed=cfg.train.seed, cache_clips=cfg.cache_clips, gt=cfg.code_source == "oracle")
     torch.manual_seed(cfg.train.seed)
     net = Stage1Net(cfg, len(train_spk))
     if cfg.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
@@ -243,15 +269,16 @@ def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, res
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
     out_dir = Path(out_dir)
     tr = Trainer(cfg.train, out_dir, {"net": net, "disc": disc}, opts, ds, stage1_step, resume=resume, progress=progress, extra_state=extra,
-                 sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]))
+                 sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
+                 eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None)
     tr.stage_cfg, tr.percep = cfg, perceptual_loss(cfg, size)
     if exists(tr.percep): tr.percep.to(tr.device)
     if tr.is_main: cfg.save(out_dir/"config.json")
     return tr
 
-def train_stage1(cfg:Stage1TrainConfig, out_dir, progress:bool=True) -> Path:
+def train_stage1(cfg:Stage1TrainConfig, out_dir, progress:bool=True, eval_fn=None) -> Path:
     "Train (or resume) stage 1 into `out_dir`; returns the checkpoint path."
-    tr = build_stage1_trainer(cfg, out_dir, progress); tr.fit(); return tr.ckpt_path
+    tr = build_stage1_trainer(cfg, out_dir, progress, eval_fn=eval_fn); tr.fit(); return tr.ckpt_path
 
 # %% ../../nbs/28_stage1.train.ipynb #aedb65f7
 def load_stage1(path, ema:bool=False, map_location="cpu") -> MotionAutoencoder:
@@ -259,12 +286,35 @@ def load_stage1(path, ema:bool=False, map_location="cpu") -> MotionAutoencoder:
     p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
     st = load_checkpoint(p, map_location=map_location)
     if not isinstance(st, dict) or "stage1" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
-    cfg = Stage1TrainConfig.from_dict(st["stage1"])
+    cfg = Stage1TrainConfig.from_dict({"drive": "absolute", **st["stage1"]})   # checkpoints before the drive option used the absolute one
     sd = st["ema"]["net"] if ema else st["models"]["net"]
     ae = MotionAutoencoder(cfg.model_config())
     ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})
     ae.train_config, ae.speakers = cfg, st.get("speakers")
     return ae.eval()
+
+# %% ../../nbs/28_stage1.train.ipynb #3068c1be
+def plot_drive_study(runs:dict, # {label: stage-1 run folder}, each trained with an eval_fn (eval.jsonl)
+                     factors=("tx", "zoom", "yaw", "mouth"), max_step:int|None=None):
+    "Per run: the code's spread over the batch, the gradient reaching it, α's within-clip / across-speaker spread, within-clip probe R²."
+    import matplotlib.pyplot as plt
+    from anitalker.train import read_log, read_eval
+    fig, ax = plt.subplots(1, 4, figsize=(15, 3.2))
+    for i, (label, run) in enumerate(runs.items()):
+        log, ev = read_log(Path(run)/"metrics.csv"), [r for r in read_eval(run) if max_step is None or r["step"] <= max_step]
+        keep = log["step"] <= (max_step or np.inf); col = f"C{i}"
+        for a, k in ((ax[0], "code_std"), (ax[1], "code_grad")):
+            if k in log: a.semilogy(log["step"][keep], log[k][keep], color=col, label=label)
+        if ev:
+            st = [r["step"] for r in ev]
+            ax[2].semilogy(st, [r["spread"]["within_clip_std"] for r in ev], ".-", color=col, label=f"{label}: within clips")
+            ax[2].semilogy(st, [r["spread"]["across_speaker_std"] for r in ev], ".:", color=col, label=f"{label}: across speakers")
+            for j, f in enumerate(factors):
+                ax[3].plot(st, [max(-0.1, r["probe"]["alpha_within"][f] or 0) for r in ev], ".-" if i == 0 else ".--", color=f"C{j + 2}", label=f"{label}: {f}")
+    ax[0].set(title="code the renderer receives: std over the batch", xlabel="step"); ax[1].set(title="‖∂loss/∂code‖ per sample", xlabel="step")
+    ax[2].set(title="α: within clips vs across speakers (RMS std)", xlabel="step"); ax[3].set(title="within-clip probe R² (held out)", xlabel="step", ylim=(-0.1, 1))
+    for a in ax: a.legend(fontsize=6)
+    plt.tight_layout(); return fig
 
 # %% ../../nbs/28_stage1.train.ipynb #e016fd2d
 @torch.no_grad()
