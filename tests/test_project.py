@@ -56,3 +56,12 @@ def test_notebooks_are_small_and_named_after_their_module():
         m = re.search(r"#\|\s*default_exp\s+(\S+)", src)
         if m and nb.parent.name == "nbs":
             assert nb.stem.split("_", 1)[1] == m.group(1), f"{nb.name} exports to {m.group(1)}"
+
+def test_every_test_fixture_is_tracked_by_git():
+    "CI runs on a clean clone: a fixture the tests read but git ignores (e.g. a `*.pt`) fails there and nowhere else."
+    import subprocess
+    tracked = set(subprocess.run(["git", "ls-files", "tests/fixtures"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    present = {str(p.relative_to(ROOT)) for p in (ROOT / "tests/fixtures").rglob("*") if p.is_file()}
+    assert present, "tests/fixtures is empty"
+    assert present <= tracked, f"untracked or git-ignored fixtures: {sorted(present - tracked)}"
