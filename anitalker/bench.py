@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os, time, json, statistics, contextlib, resource
 import torch
-from .core import env_info, seed_everything
+from .core import env_info, seed_everything, default
 from .stage1.model import MotionAutoencoder, render_context
 from .metrics.image import psnr
 from .stage1.train import load_stage1
@@ -135,11 +135,13 @@ def bf16_hardware() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("float32", "bfloat16"),
-                       layouts=("contiguous", "channels_last"), seed:int=0) -> list[dict]:
+                       layouts=("contiguous", "channels_last"), seed:int=0,
+                       motion_res:int|None=None) -> list[dict]: # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
     "Rows {module 's1.train_step', preset, batch, dtype, layout, ms_per_step, steps_per_s, ratio, parts_ms, bf16_hw}."
     from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
     from anitalker.losses.image import l1_loss, SSIMLoss
-    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False); S = cfg.model_config().size
+    motion_res = default(motion_res, 32 if preset == "tiny" else 0)
+    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference"); S = cfg.model_config().size
     rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
     for dt in dtypes:
         for lay in layouts:
@@ -161,7 +163,7 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
             for _ in range(steps):
                 for k, v in zip(parts, step()): parts[k].append(v)
             ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
-            rows.append({"module": "s1.train_step", "preset": preset, "batch": batch, "dtype": dt, "layout": lay, "ms_per_step": round(ms, 1),
+            rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt, "layout": lay, "ms_per_step": round(ms, 1),
                          "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
                          "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in parts.items()}})
     return rows

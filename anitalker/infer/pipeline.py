@@ -213,7 +213,7 @@ def generate(image, # portrait: a path, or an (H,W,3) uint8 RGB array
     tm("motion (stage 2)")
     c = {k: torch.from_numpy(v)[None] for k, v in ctrl.items()} or None
     res = sample_motion(th.gen, feats, th.norm(src["alpha"]), src["w_a"], controls=c, steps=int(steps), seed=seed, dtype=dtype)
-    alpha = th.norm.inverse(res["motion"])[:T]
+    alpha = th.norm.from_x0(res["motion"], src["alpha"])[:T]               # relative norms add the portrait's α back
     bits = payload_bits(th.label)
     with VideoWriter(o, FPS, audio=wav, sr=SR) as vw:
         bar = tqdm(total=T, desc="render", unit="frame", disable=not progress)

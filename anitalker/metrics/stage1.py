@@ -10,9 +10,9 @@ from ..data.datasets import Stage1PairDataset, list_clips, to_tensor
 from .image import psnr, ssim, identity_leakage_probe
 
 # %% auto #0
-__all__ = ['FACTORS', 'self_reenactment', 'clip_motion_codes', 'motion_leakage', 'ridge_fit_predict', 'motion_probe',
-           'code_spread', 'is_oracle', 'cross_reenactment_exact', 'ground_truth_diagnostics', 'diagnostics_fn',
-           'probe_table', 'plot_diagnostics']
+__all__ = ['FACTORS', 'FACTOR_CHANGES', 'self_reenactment', 'clip_motion_codes', 'motion_leakage', 'ridge_fit_predict',
+           'motion_probe', 'code_spread', 'is_oracle', 'cross_reenactment_exact', 'factor_response',
+           'ground_truth_diagnostics', 'diagnostics_fn', 'probe_table', 'plot_diagnostics']
 
 # %% ../../nbs/51_metrics.stage1.ipynb #1c4877ea
 @torch.no_grad()
@@ -156,12 +156,58 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
     out = {k: float(torch.cat(v).mean()) for k, v in res.items()}
     return {**out, "n_pairs": len(spk), "n_frames": len(spk) * frames_per_pair, **({"images": imgs} if return_images else {})}
 
+# %% ../../nbs/51_metrics.stage1.ipynb #47cdb24b
+FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed value)
+    "yaw": ("yaw", 0., 7.), "pitch": ("pitch", 0., 5.), "roll": ("roll", 0., 5.), "tx": ("tx", 0., 0.02),
+    "zoom": ("zoom", 1., 1.05), "mouth": ("mouth_open", 0.1, 0.9), "blink": ("blink", 0., 1.)}
+_GT_OF_ARG = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth_open": "gt_mouth_open",
+              "mouth_width": "gt_mouth_width", "blink": "gt_blink"}
+
+@torch.no_grad()
+def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-in (synthetic) dataset
+                    changes:dict|None=None, oracle:bool|None=None) -> dict:
+    "Per factor: the render's gain along the true one-factor change, the error it removes, ‖Δcode‖ and the image change."
+    import cv2
+    from anitalker.data.synthetic import sample_identity, render_frame
+    from anitalker.data.datasets import gt_code
+    from anitalker.stage1.train import oracle_code
+    changes = default(changes, FACTOR_CHANGES); oracle = default(oracle, is_oracle(ae))
+    clips = {}
+    for c in list_clips(data_dir, speakers): clips.setdefault(c.speaker, c)
+    if not clips: raise ValueError(f"no clips under {str(data_dir)!r} for speakers {speakers}")
+    if any(c.meta.get("source") != "synthetic" for c in clips.values()): raise ValueError("factor_response needs the built-in synthetic data (its renderer)")
+    was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size
+    base = {"yaw": 0., "pitch": 0., "roll": 0., "tx": 0., "zoom": 1., "mouth_open": 0.1, "mouth_width": 1., "blink": 0.}
+    res = {f: {k: [] for k in ("gain", "err_reduction", "code_change", "image_change")} for f in changes}
+    for c in clips.values():
+        ident = sample_identity(c.meta["seed"], c.meta["identity"]); N = c.frames().shape[1]; feat = c.meta.get("features", "small")
+        draw = lambda kw: to_tensor(cv2.resize(render_frame(ident, N, **kw, features=feat)[0], (S, S), interpolation=cv2.INTER_AREA)
+                                    if N != S else render_frame(ident, N, **kw, features=feat)[0])[None].to(dev)
+        x0 = draw(base); src = ae.encode(x0)
+        for f, (arg, lo, hi) in changes.items():
+            k0, k1 = {**base, arg: lo}, {**base, arg: hi}
+            x0f, x1 = draw(k0), draw(k1); s0 = src if lo == base[arg] else ae.encode(x0f)
+            if oracle:
+                g = torch.from_numpy(gt_code({_GT_OF_ARG[a]: [k0[a], k1[a]] for a in base})).to(dev)
+                code = torch.cat([torch.zeros(1, ae.cfg.motion_dim, device=dev), oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev)])
+                r = ae.dec(s0["w_a"].expand(2, -1), code, s0["feats"]).float()
+            else:
+                a1 = ae.motion(x1); r = ae.render(s0, torch.cat([s0["alpha"], a1])).float(); code = torch.cat([s0["alpha"], a1])
+            d, dr = (x1 - x0f)[0], r[1] - r[0]
+            res[f]["gain"].append(float((dr * d).sum() / d.pow(2).sum().clamp_min(1e-12)))
+            res[f]["err_reduction"].append(float(1 - (r[1] - x1[0]).abs().sum() / (r[0] - x1[0]).abs().sum().clamp_min(1e-12)))
+            res[f]["code_change"].append(float((code[1] - code[0]).norm()))
+            res[f]["image_change"].append(float(d.abs().mean(0).sum() / 2))          # [-1,1] → [0,1] units
+    ae.train(was)
+    return {f: {k: float(np.mean(v)) for k, v in r.items()} for f, r in res.items()}
+
 # %% ../../nbs/51_metrics.stage1.ipynb #4166d8fb
 def ground_truth_diagnostics(ae, data_dir, speakers, # held-out speakers
                              pairs_per_clip:int=8, frames_per_pair:int=8, seed:int=0, leakage:bool=True) -> dict:
     "Probes, spread, self- and exact cross-reenactment (where the data is synthetic) and leakage of a stage-1 model."
     if is_oracle(ae):                              # the encoder is unused: only the renderer, driven by the ground truth, is measured
-        return {"oracle": True, "cross_reenactment": cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed)}
+        return {"oracle": True, "cross_reenactment": cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed),
+                "response": factor_response(ae, data_dir, speakers)}
     codes = clip_motion_codes(ae, data_dir, speakers); speakers = sorted({c["speaker"] for c in codes})
     drive = getattr(ae.cfg, "drive", "absolute")
     out = {"drive": drive, "spread": code_spread(codes)}
@@ -171,6 +217,7 @@ def ground_truth_diagnostics(ae, data_dir, speakers, # held-out speakers
     out["self_reenactment"] = {k: v for k, v in self_reenactment(ae, data_dir, speakers, pairs_per_clip, seed=seed + 123).items() if k != "speakers"}
     if all(c["meta"].get("source") == "synthetic" for c in codes) and len({c["speaker"] for c in codes}) >= 2:
         out["cross_reenactment"] = cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed)
+        out["response"] = factor_response(ae, data_dir, speakers)
     if leakage and len(codes) > len({c["speaker"] for c in codes}) >= 2:
         lk = {k: motion_leakage(ae, data_dir, speakers, code=k, codes=codes) for k in ("alpha", "difference")}   # each probe once
         out["leakage"] = {**{k: v["accuracy"] for k, v in lk.items()}, "chance": lk["alpha"]["chance"]}
@@ -186,8 +233,9 @@ def probe_table(diag:dict) -> str:
     pr = diag.get("probe")
     if not pr: return "(no ground-truth factors in this data)"
     fmt = lambda v: "–" if v is None else f"{v:.2f}" if v >= 0 else "< 0"          # below 0: worse than predicting the mean"
-    rows = ["| factor | α within clips | α overall | code overall |", "|---|---|---|---|"]
-    rows += [f"| {k} | {fmt(pr['alpha_within'][k])} | {fmt(pr['alpha_overall'][k])} | {fmt(pr['code_overall'][k])} |" for k in pr["alpha_within"]]
+    rs = diag.get("response", {}); g = lambda k: f"{rs[k]['gain']:.2f}" if k in rs else "–"   # render gain: 1 = drawn exactly
+    rows = ["| factor | α within clips | α overall | code overall | render gain |", "|---|---|---|---|---|"]
+    rows += [f"| {k} | {fmt(pr['alpha_within'][k])} | {fmt(pr['alpha_overall'][k])} | {fmt(pr['code_overall'][k])} | {g(k)} |" for k in pr["alpha_within"]]
     return "\n".join(rows)
 
 def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.train.read_eval`)

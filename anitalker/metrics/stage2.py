@@ -52,7 +52,7 @@ def stage2_sampler(net, steps:int=50, dtype:str="float32"):
         a0 = net.norm(torch.as_tensor(alpha0, dtype=torch.float32)[None]); w0 = torch.as_tensor(wa0, dtype=torch.float32)[None]
         c = {k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in controls.items()} if controls else None
         out = sample_motion(net.gen, torch.as_tensor(np.asarray(audio, np.float32))[None], a0, w0, controls=c, steps=steps, seed=seed, dtype=dtype)
-        return net.norm.inverse(out["motion"]).numpy()
+        return net.norm.from_x0(out["motion"], torch.as_tensor(alpha0, dtype=torch.float32)[None]).numpy()
     return fn
 
 def evaluate_stage2(sample_fn, data_dir, latents, train_speakers, test_speakers, audio_kind:str="mfcc",

@@ -31,6 +31,8 @@ class Stage1Config(Config):
     motion_res: int = 0                                  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
     drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
                                                          # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see 28_stage1.train)
+    rgb_from: str = "warped"                             # ToRGB reads 'warped' features (official) or the 'blend' with the
+                                                         # decoder's own (it can paint new content: 22_stage1.renderer)
     def __post_init__(self):
         if self.drive not in DRIVES: raise ValueError(f"drive must be one of {list(DRIVES)}, got {self.drive!r}")
     @classmethod
@@ -49,7 +51,7 @@ class MotionAutoencoder(nn.Module):
         super().__init__()
         self.cfg = c = default(cfg, Stage1Config.paper())
         self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel, c.motion_res)
-        self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel)
+        self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel, c.rgb_from)
 
     @classmethod
     def from_preset(cls, name:str="paper", **overrides):

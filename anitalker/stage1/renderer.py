@@ -11,7 +11,7 @@ from .encoder import width_of, resolutions
 from .lmd import Direction, LinearDecode
 
 # %% auto #0
-__all__ = ['identity_grid', 'warp', 'ToFlow', 'ToRGB', 'Synthesis', 'flow_to_rgb']
+__all__ = ['RGB_FROM', 'identity_grid', 'warp', 'ToFlow', 'ToRGB', 'Synthesis', 'flow_to_rgb']
 
 # %% ../../nbs/22_stage1.renderer.ipynb #64f5b72c
 _GRIDS = {}
@@ -64,12 +64,17 @@ class ToRGB(nn.Module):
         return out if skip is None else out + self.upsample(skip)
 
 # %% ../../nbs/22_stage1.renderer.ipynb #ee8ba07b
+RGB_FROM = ("warped", "blend")   # what ToRGB reads at each level (see "New content: `rgb_from`")
+
 class Synthesis(nn.Module):
     "Render (B,3,S,S) from w_a (B,style), α (B,d) and the portrait's skip features (8×8 … S×S)."
     def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
-                 projector:str="lmd", blur_kernel=(1, 3, 3, 1)):
+                 projector:str="lmd", blur_kernel=(1, 3, 3, 1),
+                 rgb_from:str="warped"): # ToRGB input: 'warped' (official: warped·mask) or 'blend' (warped·m + own features·(1−m))
         super().__init__()
         if projector not in ("lmd", "fc"): raise ValueError(f"projector must be 'lmd' or 'fc', got {projector!r}")
+        if rgb_from not in RGB_FROM: raise ValueError(f"rgb_from must be one of {list(RGB_FROM)}, got {rgb_from!r}")
+        self.rgb_from = rgb_from
         ch = width_of(size, widths)
         self.direction = (Direction if projector == "lmd" else LinearDecode)(style_dim, motion_dim)
         self.input = nn.Module(); self.input.input = nn.Parameter(torch.randn(1, ch[4], 4, 4))   # key 'input.input'
@@ -108,11 +113,13 @@ class Synthesis(nn.Module):
                     raw = to_flow.conv(x.float(), w) + to_flow.bias + (to_flow.upsample(raw) if raw is not None else 0)
                     flow, mask = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
                     warped = warp(feat.float(), flow)                             # grid_sample in fp32, as autocast would run it
-                    rgb = to_rgb(warped, rgb, mask=mask)                          # the 3-channel RGB path stays fp32 (cheap)
+                    if self.rgb_from == "warped": rgb = to_rgb(warped, rgb, mask=mask)   # the 3-channel RGB path stays fp32 (cheap)
                 x = x.lerp_(warped.to(x.dtype), mask.to(x.dtype))                # x + m·(warped - x), in place
+                if self.rgb_from == "blend":
+                    with torch.autocast(x.device.type, enabled=False): rgb = to_rgb(x.float(), rgb)
             else:
                 warped, x, raw, flow, mask = to_flow(x, w, feat, raw)
-                rgb = to_rgb(warped, rgb)
+                rgb = to_rgb(warped if self.rgb_from == "warped" else x, rgb)
             if return_flows: flows.append((flow, mask))
         return (rgb, flows) if return_flows else rgb
 

@@ -20,8 +20,8 @@ from ..losses.metric import AAMSoftmax, triplet_loss
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'split_speakers', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss',
-           'perceptual_loss', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1', 'load_stage1',
-           'plot_drive_study', 'write_latents']
+           'perceptual_loss', 'change_weight', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1',
+           'load_stage1', 'plot_drive_study', 'write_latents']
 
 # %% ../../nbs/28_stage1.train.ipynb #c05a01a5
 RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "data_features",
@@ -35,6 +35,7 @@ class Stage1TrainConfig(Config):
     code_source: str = "encoder"       # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
                                        # (built-in data only; measures the renderer apart from the encoder)
     drive: str = "difference"          # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
+    rgb_from: str = "warped"           # ToRGB input: 'warped' (official) or 'blend' (the decoder paints where the mask is low)
     motion_dim: int = 20               # d
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
     data_dir: str = "data/synthetic_quickstart/seed0"
@@ -48,6 +49,7 @@ class Stage1TrainConfig(Config):
     w_ml: float = 0.1                  # λ4 (needs metric != 'none')
     w_alpha: float = 0.0               # mean α² of source and target: under the difference drive α's per-person part gets no
                                        # gradient from the reconstruction (it cancels); this keeps it from growing (stage 2 models α)
+    w_change: float = 0.0              # L1 weighted towards where target and source differ (`change_weight`; 0 = plain L1)
     perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
@@ -78,10 +80,11 @@ class Stage1TrainConfig(Config):
         for k, (v, ok) in checks.items():
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
         if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
+        if self.w_change < 0: raise ValueError(f"w_change must be >= 0, got {self.w_change}")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self):
         return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
-                                   motion_res=self.motion_res)
+                                   motion_res=self.motion_res, rgb_from=self.rgb_from)
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
@@ -158,10 +161,15 @@ class Stage1Net(nn.Module):
 @torch.no_grad()
 def copy_init(ae:MotionAutoencoder, images:torch.Tensor, mask:float=0.5) -> float: # (N,3,S,S) in [-1,1]
     "Fit the full-resolution ToRGB so that zero flow and mask `mask` render `images` themselves; returns the fit's PSNR."
-    h = ae.enc.net_app.convs[0](images)                                      # (N,C,S,S): the S×S skip feature
     tr = ae.dec.to_rgbs[-1]; eq, act = tr.conv[0], tr.conv[1]
+    if getattr(ae.dec, "rgb_from", "warped") == "warped":
+        h = mask * ae.enc.net_app.convs[0](images)                           # (N,C,S,S): the S×S skip feature, masked
+    else:                                                                    # 'blend': what ToRGB reads in the untrained model
+        got = []; hk = tr.register_forward_pre_hook(lambda m, a: got.append(a[0].detach()))
+        with torch.enable_grad(): src = ae.encode(images); ae.render(src, src["alpha"])   # the training path (code 0 or own α)
+        hk.remove(); h = got[-1]
     s, ns = act.scale, act.negative_slope
-    X = torch.cat([mask * h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), torch.ones(h.numel() // h.shape[1], 1)], 1).double()
+    X = torch.cat([h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), torch.ones(h.numel() // h.shape[1], 1)], 1).double()
     y = images.permute(0, 2, 3, 1).reshape(-1, 3).double() / s
     z = torch.where(y >= 0, y, y / ns)                                       # lrelu⁻¹: the pre-activation that gives y
     sol = torch.linalg.lstsq(X, z).solution                                  # (C+1, 3)
@@ -193,6 +201,14 @@ def perceptual_loss(cfg:Stage1TrainConfig, size:int) -> nn.Module|None:
     from anitalker.losses.image import LPIPSLoss
     return LPIPSLoss("vgg", cfg.perceptual_weights, allow_random=cfg.allow_random_perceptual)
 
+# %% ../../nbs/28_stage1.train.ipynb #e79bcd52
+def change_weight(source:torch.Tensor, target:torch.Tensor, w:float) -> torch.Tensor: # (B,3,H,W) each
+    "Per-pixel weights (B,1,H,W), mean 1 per image: 1 + w·c/mean(c) renormalised, c = dilated |target − source|."
+    if w < 0: raise ValueError(f"w_change must be >= 0, got {w}")
+    c = F.max_pool2d((target - source).abs().mean(1, keepdim=True), 3, 1, 1)
+    wt = 1 + w * c / c.mean((2, 3), keepdim=True).clamp_min(1e-8)
+    return wt / wt.mean((2, 3), keepdim=True)
+
 # %% ../../nbs/28_stage1.train.ipynb #bf35918c
 def stage1_step(tr:Trainer, batch:dict) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
@@ -201,7 +217,8 @@ def stage1_step(tr:Trainer, batch:dict) -> dict:
     out = net(batch)
     x, xh = batch["target"], out["recon"]
     logs = {"l1": l1_loss(xh, x)}
-    loss = c.w_recon * logs["l1"]
+    if c.w_change > 0: logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.w_change)).mean()
+    loss = c.w_recon * logs.get("l1_change", logs["l1"])
     if exists(tr.percep): logs["percep"] = tr.percep(xh, x); loss = loss + c.w_percep * logs["percep"]
     adv = c.w_adv > 0 and tr.step >= c.adv_start
     if adv: logs["g_adv"] = g_nonsaturating(_Detached(D)(xh)); loss = loss + c.w_adv * logs["g_adv"]

@@ -39,6 +39,8 @@ class Stage2TrainConfig(Config):
     teacher_forcing: bool = False      # adapter encoders fed the ground truth (True) or the predictions (official)
     norm_mode: str = "std"             # MotionNorm: 'std' (all x_0 values' std = norm_target) or 'quantile' (99.9 % of |x_0| below it)
     norm_target: float = 0.35
+    target: str = "absolute"           # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the
+                                       # start frame; α's per-person part leaves x_0, see 'Relative motion' below)
     sample_steps: int = 50             # DDIM steps of the sample plot
     t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default; see below)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(ema_decay=0.999, ema_warmup=True))
@@ -46,6 +48,7 @@ class Stage2TrainConfig(Config):
         if self.preset not in ("tiny", "paper"): raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
         if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
+        if self.target not in ("absolute", "relative"): raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
         if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
     def audio_kind(self) -> str: return "hubert" if self.variant.startswith("hubert") else "mfcc"
@@ -61,11 +64,20 @@ class Stage2TrainConfig(Config):
 # %% ../../nbs/34_stage2.train.ipynb #a6dc377f
 class MotionNorm(nn.Module):
     "x₀ = (α − μ)/s with one scale s for all dimensions (buffers, saved with the model); `inverse` maps back."
-    def __init__(self, dim:int=20):
+    def __init__(self, dim:int=20, relative:bool=False):
         super().__init__(); self.register_buffer("mean", torch.zeros(dim)); self.register_buffer("scale", torch.ones(()))
+        self.relative = relative                       # not a buffer: old checkpoints load; `load_stage2` sets it from the config
     MODES = ("std", "quantile")
     def forward(self, alpha): return (alpha - self.mean.to(alpha.dtype)) / self.scale.to(alpha.dtype)
     def inverse(self, x): return x * self.scale.to(x.dtype) + self.mean.to(x.dtype)
+    @staticmethod
+    def _start(start, like): return start if like.dim() == start.dim() else start.unsqueeze(-2)   # (B,d) → (B,1,d) for (B,W,d)
+    def to_x0(self, motion, start): # (…,W,d) motion codes, (…,d) the start frame's
+        "The generator's x₀ of motion codes: norm(α), or norm(α − α_start) when relative."
+        return self(motion - self._start(start, motion) if self.relative else motion)
+    def from_x0(self, x, start): # (…,W,d) sampled x₀, (…,d) the start (the portrait's α at inference)
+        "Motion codes α of a sampled x₀ (inverse of `to_x0`)."
+        return self.inverse(x) + self._start(start, x) if self.relative else self.inverse(x)
     @torch.no_grad()
     def fit(self, alphas:np.ndarray, # (N,d) motion codes of the training frames
             target:float=0.35, # 'std': the std of all x_0 values; 'quantile': their 99.9th percentile of |x_0|
@@ -73,15 +85,16 @@ class MotionNorm(nn.Module):
         a = torch.as_tensor(np.asarray(alphas), dtype=torch.float32)
         if a.ndim != 2 or a.shape[1] != len(self.mean): raise ValueError(f"alphas must be (N,{len(self.mean)}), got {tuple(a.shape)}")
         if mode not in self.MODES: raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        self.mean.copy_(a.mean(0)); d = (a - self.mean).flatten()[:1_000_000]
+        self.mean.copy_(a.mean(0) if not self.relative else torch.zeros(a.shape[1])); d = (a - self.mean).flatten()[:1_000_000]
         s = d.pow(2).mean().sqrt() if mode == "std" else torch.quantile(d.abs(), 0.999)
         self.scale.fill_(max(float(s) / target, 1e-6)); return self
 
-def fit_motion_norm(latents, data_dir, speakers, dim:int, target:float=0.35, mode:str="std") -> MotionNorm:
-    "A MotionNorm fitted on every frame of these speakers' clips."
+def fit_motion_norm(latents, data_dir, speakers, dim:int, target:float=0.35, mode:str="std", relative:bool=False) -> MotionNorm:
+    "A MotionNorm fitted on every frame of these speakers' clips (relative: on α − α of the clip's first frame, mean 0)."
     a = [np.load(latent_path(latents, c.speaker, c.meta["clip"]))["alpha"] for c in list_clips(data_dir, speakers)]
     if not a: raise ValueError(f"no clips of speakers {list(speakers)[:5]} under {str(data_dir)!r}")
-    return MotionNorm(dim).fit(np.concatenate(a), target, mode)
+    if relative: a = [x - x[:1] for x in a]
+    return MotionNorm(dim, relative).fit(np.concatenate(a), target, mode)
 
 # %% ../../nbs/34_stage2.train.ipynb #f9ac75ea
 class Stage2Net(nn.Module):
@@ -97,7 +110,7 @@ class Stage2Net(nn.Module):
 def stage2_step(tr:Trainer, batch:dict) -> dict:
     "One step of L_gen = L_diff + λ·(camera + pose variance losses); returns the numbers to log."
     c: Stage2TrainConfig = tr.stage_cfg; sched = tr.scheduler
-    x0 = tr.unwrap("net").norm(batch["motion"])                               # (B,W,d)
+    x0 = tr.unwrap("net").norm.to_x0(batch["motion"], batch["motion_start"])  # (B,W,d)
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
     eps, preds = tr.models["net"](batch, sched.add_noise(x0, noise, t), t.to(x0.device), c.teacher_forcing)
@@ -113,7 +126,7 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
     import matplotlib; matplotlib.use("Agg", force=False); import matplotlib.pyplot as plt
     ctrl = {"pose": item["pose"][None]} if "pose" in net.gen.cfg.attrs and variant.endswith("full_control") else None
     out = sample_motion(net.gen, item["audio"][None], net.norm(item["motion_start"][None]), item["latent_start"][None], controls=ctrl, steps=steps, seed=0)
-    gen, gt = net.norm.inverse(out["motion"]).numpy(), item["motion"].numpy()
+    gen, gt = net.norm.from_x0(out["motion"], item["motion_start"][None]).numpy(), item["motion"].numpy()
     dims = np.argsort(-gt.std(0))[:3]
     fig, ax = plt.subplots(1, 3, figsize=(9, 2.2), dpi=80)
     for a, d in zip(ax, dims): a.plot(gt[:, d], "k", lw=1, label="stage-1 α"); a.plot(gen[:, d], "C1", lw=1, label="sampled"); a.set_title(f"α{d}", fontsize=8)
@@ -128,7 +141,7 @@ def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, res
     torch.manual_seed(cfg.train.seed)
     gen = cfg.model()
     with torch.no_grad(): gen.t_encoder[0].weight.mul_(cfg.t_init_scale); gen.t_encoder[0].bias.mul_(0 if cfg.t_init_scale != 1 else 1)
-    norm = fit_motion_norm(cfg.latents, cfg.data_dir, train_spk, gen.cfg.motion_dim, cfg.norm_target, cfg.norm_mode)
+    norm = fit_motion_norm(cfg.latents, cfg.data_dir, train_spk, gen.cfg.motion_dim, cfg.norm_target, cfg.norm_mode, cfg.target == "relative")
     net = Stage2Net(gen, norm)
     opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.lr, betas=tuple(cfg.betas))}
     held = Stage2WindowDataset(cfg.data_dir, cfg.latents, kind=cfg.audio_kind, window=cfg.window, speakers=test_spk, items_per_clip=1, seed=cfg.train.seed + 1)
@@ -151,5 +164,6 @@ def load_stage2(path, ema:bool=True, map_location="cpu") -> Stage2Net:
     if not isinstance(st, dict) or "stage2" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
     cfg = Stage2TrainConfig.from_dict(st["stage2"]); net = Stage2Net(cfg.model())
     net.load_state_dict(st["ema"]["net"] if ema else st["models"]["net"])
+    net.norm.relative = cfg.target == "relative"
     net.train_config, net.speakers = cfg, st.get("speakers")
     return net.eval()
