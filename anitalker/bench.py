@@ -152,7 +152,10 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
                 for p_ in net.parameters():
                     if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
                 b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
-            parts = {"forward": [], "backward": [], "optimizer": []}
+            parts = {"forward": [], "backward": [], "optimizer": []}; sub = {"encoder": [], "renderer": []}   # sub: inside forward
+            for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
+                m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
+                m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
             def step():
                 t0 = time.perf_counter()
                 with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
@@ -160,12 +163,13 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
                 t1 = time.perf_counter(); loss.backward(); t2 = time.perf_counter(); opt.step(); opt.zero_grad(set_to_none=True)
                 t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
             step()                                                                # warm-up
+            for v in sub.values(): v.clear()
             for _ in range(steps):
                 for k, v in zip(parts, step()): parts[k].append(v)
             ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
             rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt, "layout": lay, "ms_per_step": round(ms, 1),
                          "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
-                         "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in parts.items()}})
+                         "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
     return rows
 
 # %% ../nbs/70_bench.ipynb #fd231d5a
