@@ -112,3 +112,17 @@ def test_papermill_stage1_experiment(tmp_path):
     out3 = run_experiment("stage2_train", "tiny_cpu", [*sets2, "steps=2", "oracle=true"], runs=tmp_path/"runs", progress=False)
     m3 = json.loads((out3/"metrics.json").read_text())
     assert m3["eval"]["probe_mouth_r"] > max(0.5, m2["eval"]["probe_mouth_r"]) and (out3/"oracle_latents"/"latents.json").exists()
+
+def test_papermill_stage1_oracle_experiment(tmp_path):
+    "code_source=oracle end to end: the run writes its diagnostics (render gain per factor, exact cross-reenactment), no encoder probes."
+    from anitalker.cli import run_experiment
+    sets = [f"data_dir={tmp_path/'data'}", "data_ids=4", "data_clips=2", "data_seconds=1.0", "held_out=2", "steps=2",
+            "log_every=1", "sample_every=2", "ckpt_every=2", "eval_every=2", "eval_pairs_per_clip=2", "batch_size=4",
+            "code_source=oracle", "write_latents=false"]
+    out = run_experiment("stage1_train", "tiny_cpu", sets, runs=tmp_path/"runs", progress=False)
+    d = json.loads((out/"metrics.json").read_text())["diagnostics"]
+    assert d["oracle"] is True and "probe" not in d and "spread" not in d
+    assert set(d["response"]) == {"yaw", "pitch", "roll", "tx", "zoom", "mouth", "blink"}
+    assert all(np.isfinite(v["gain"]) for v in d["response"].values())
+    assert np.isfinite(d["cross_reenactment"]["psnr"]) and d["cross_reenactment"]["n_pairs"] == 2
+    assert (out/"figures"/"diagnostics.png").stat().st_size > 1000 and (out/"figures"/"cross_truth.png").exists()

@@ -231,6 +231,8 @@ def diagnostics_fn(data_dir, speakers, **kw):
 def probe_table(diag:dict) -> str:
     "The probes of `ground_truth_diagnostics` as a markdown table (R², higher is better; 1 = the factor is linear in the code)."
     pr = diag.get("probe")
+    if diag.get("oracle") and "response" in diag:                                  # an oracle run: the code is the truth, only the render is measured
+        return "\n".join(["| factor | render gain (oracle code) |", "|---|---|"] + [f"| {k} | {v['gain']:.2f} |" for k, v in diag["response"].items()])
     if not pr: return "(no ground-truth factors in this data)"
     fmt = lambda v: "–" if v is None else f"{v:.2f}" if v >= 0 else "< 0"          # below 0: worse than predicting the mean"
     rs = diag.get("response", {}); g = lambda k: f"{rs[k]['gain']:.2f}" if k in rs else "–"   # render gain: 1 = drawn exactly
@@ -249,7 +251,7 @@ def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.train.read_eval`)
         axs[0].plot(st, [np.nan if r["probe"]["alpha_within"][k] is None else max(r["probe"]["alpha_within"][k], -0.1) for r in rows], ".-", label=k)
     axs[0].set(title="within-clip probe R²", xlabel="step", ylim=(-0.1, 1)); axs[0].legend(fontsize=7, ncol=2)
     for k, lab in (("within_clip_std", "within clips (motion)"), ("across_speaker_std", "across speakers (identity)")):
-        axs[1].semilogy(st, [r["spread"][k] for r in rows], ".-", label=lab)
+        if "spread" in rows[-1]: axs[1].semilogy(st, [r["spread"][k] for r in rows], ".-", label=lab)   # none for an oracle run
     axs[1].set(title="α spread (RMS std)", xlabel="step"); axs[1].legend(fontsize=7)
     series = {"self-reenactment": ("self_reenactment", "psnr"), "copy (self)": ("self_reenactment", "copy_psnr"),
               "cross (exact truth)": ("cross_reenactment", "psnr"), "copy (cross)": ("cross_reenactment", "copy_psnr")}
