@@ -98,7 +98,8 @@ def test_bench_quick_json(cli):
     e2 = [x for x in rep["rows"] if x["module"].startswith("e2e.")]
     tr = [x for x in rep["rows"] if x["module"] == "s1.train_step"]               # stage-1 training steps/s, per dtype and layout
     assert {(x["dtype"], x["layout"]) for x in tr} == {(d, l) for d in ("float32", "bfloat16") for l in ("contiguous", "channels_last")}
-    assert all(x["steps_per_s"] > 0 and set(x["parts_ms"]) == {"forward", "backward", "optimizer"} for x in tr)
+    assert all(x["steps_per_s"] > 0 and set(x["parts_ms"]) == {"forward", "backward", "optimizer", "encoder", "renderer"} for x in tr)
+    assert all(x["parts_ms"]["encoder"] + x["parts_ms"]["renderer"] <= 1.05 * x["parts_ms"]["forward"] for x in tr)   # parts of the forward
     assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) == len(rep["rows"])
     assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
     r = cli("bench", "--quick", "--json", "--only", "stage2")
