@@ -113,7 +113,23 @@ def code_spread(codes:list) -> dict:
 def is_oracle(ae) -> bool: return getattr(getattr(ae, "train_config", None), "code_source", "encoder") == "oracle"
 
 _RENDER_KEYS = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth_open": "gt_mouth_open",
-                "mouth_width": "gt_mouth_width", "blink": "gt_blink"}
+                "mouth_width": "gt_mouth_width", "blink": "gt_blink"}   # render_frame argument -> the clip's ground-truth attribute
+
+def _synthetic_clips(data_dir, speakers, what:str) -> dict:
+    "{speaker: its first clip} of a built-in synthetic dataset (the ground truth `what` needs its renderer)."
+    clips = {}
+    for c in list_clips(data_dir, speakers): clips.setdefault(c.speaker, c)
+    if not clips: raise ValueError(f"no clips under {str(data_dir)!r} for speakers {speakers}")
+    if any(c.meta.get("source") != "synthetic" for c in clips.values()): raise ValueError(f"{what} needs the built-in synthetic data (its ground truth)")
+    return clips
+
+def _draw(clip, size:int, **factors) -> np.ndarray:
+    "The clip's identity drawn by the synthetic renderer with these factors, at the clip's size, resized to `size`."
+    import cv2
+    from anitalker.data.synthetic import sample_identity, render_frame
+    N = clip.meta["size"]
+    f = render_frame(sample_identity(clip.meta["seed"], clip.meta["identity"]), N, **factors, features=clip.meta.get("features", "small"))[0]
+    return f if N == size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
 
 @torch.no_grad()
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
@@ -121,23 +137,17 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
                             oracle:bool|None=None) -> dict: # None: True for a model trained with code_source='oracle'
     "PSNR/SSIM of A driven by B (relative) against the exact render of A with B's factors, and of copying A's portrait."
     import cv2
-    from anitalker.data.synthetic import sample_identity, render_frame
-    clips = {}
-    for c in list_clips(data_dir, speakers): clips.setdefault(c.speaker, c)
-    spk = sorted(clips)
+    clips = _synthetic_clips(data_dir, speakers, "exact cross-reenactment"); spk = sorted(clips)
     if len(spk) < 2: raise ValueError(f"cross-reenactment needs >= 2 speakers, got {spk}")
-    if any(c.meta.get("source") != "synthetic" for c in clips.values()): raise ValueError("exact cross-reenactment needs the built-in synthetic data (its ground truth)")
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size
     oracle = default(oracle, is_oracle(ae))
     rng = np.random.default_rng(seed); res = {k: [] for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")}; imgs = []
     fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     for i, a in enumerate(spk):
         b = spk[(i + 1) % len(spk)]; cb = clips[b]; at, fr = cb.attrs(), cb.frames()
-        ident = sample_identity(clips[a].meta["seed"], clips[a].meta["identity"]); N = fr.shape[1]
         ref = int(rng.integers(len(fr))); others = np.delete(np.arange(len(fr)), ref)      # t ≠ ref: the copy would be exact there
         ts = rng.choice(others, frames_per_pair, replace=len(others) < frames_per_pair)
-        feat = clips[a].meta.get("features", "small")                           # the data's own drawing style
-        draw = lambda t: fit(render_frame(ident, N, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()}, features=feat)[0])
+        draw = lambda t: _draw(clips[a], S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()})   # A with B's factors
         src_img = to_tensor(draw(ref))[None].to(dev); gt = torch.stack([to_tensor(draw(int(t))) for t in ts]).to(dev)
         drv = torch.stack([to_tensor(fit(fr[t])) for t in [ref, *ts]]).to(dev)
         src = ae.encode(src_img)
@@ -160,35 +170,27 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
 FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed value)
     "yaw": ("yaw", 0., 7.), "pitch": ("pitch", 0., 5.), "roll": ("roll", 0., 5.), "tx": ("tx", 0., 0.02),
     "zoom": ("zoom", 1., 1.05), "mouth": ("mouth_open", 0.1, 0.9), "blink": ("blink", 0., 1.)}
-_GT_OF_ARG = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth_open": "gt_mouth_open",
-              "mouth_width": "gt_mouth_width", "blink": "gt_blink"}
 
 @torch.no_grad()
 def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-in (synthetic) dataset
                     changes:dict|None=None, oracle:bool|None=None) -> dict:
     "Per factor: the render's gain along the true one-factor change, the error it removes, ‖Δcode‖ and the image change."
-    import cv2
-    from anitalker.data.synthetic import sample_identity, render_frame
     from anitalker.data.datasets import gt_code
     from anitalker.stage1.train import oracle_code
     changes = default(changes, FACTOR_CHANGES); oracle = default(oracle, is_oracle(ae))
-    clips = {}
-    for c in list_clips(data_dir, speakers): clips.setdefault(c.speaker, c)
-    if not clips: raise ValueError(f"no clips under {str(data_dir)!r} for speakers {speakers}")
-    if any(c.meta.get("source") != "synthetic" for c in clips.values()): raise ValueError("factor_response needs the built-in synthetic data (its renderer)")
+    clips = _synthetic_clips(data_dir, speakers, "factor_response")
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size
     base = {"yaw": 0., "pitch": 0., "roll": 0., "tx": 0., "zoom": 1., "mouth_open": 0.1, "mouth_width": 1., "blink": 0.}
     res = {f: {k: [] for k in ("gain", "err_reduction", "code_change", "image_change")} for f in changes}
     for c in clips.values():
-        ident = sample_identity(c.meta["seed"], c.meta["identity"]); N = c.frames().shape[1]; feat = c.meta.get("features", "small")
-        draw = lambda kw: to_tensor(cv2.resize(render_frame(ident, N, **kw, features=feat)[0], (S, S), interpolation=cv2.INTER_AREA)
-                                    if N != S else render_frame(ident, N, **kw, features=feat)[0])[None].to(dev)
+        draw = lambda kw: to_tensor(_draw(c, S, **kw))[None].to(dev)
         x0 = draw(base); src = ae.encode(x0)
         for f, (arg, lo, hi) in changes.items():
             k0, k1 = {**base, arg: lo}, {**base, arg: hi}
-            x0f, x1 = draw(k0), draw(k1); s0 = src if lo == base[arg] else ae.encode(x0f)
+            x0f, s0 = (x0, src) if lo == base[arg] else (lambda x: (x, ae.encode(x)))(draw(k0))   # the neutral portrait, once
+            x1 = draw(k1)
             if oracle:
-                g = torch.from_numpy(gt_code({_GT_OF_ARG[a]: [k0[a], k1[a]] for a in base})).to(dev)
+                g = torch.from_numpy(gt_code({_RENDER_KEYS[a]: [k0[a], k1[a]] for a in base})).to(dev)
                 code = torch.cat([torch.zeros(1, ae.cfg.motion_dim, device=dev), oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev)])
                 r = ae.dec(s0["w_a"].expand(2, -1), code, s0["feats"]).float()
             else:
