@@ -11,7 +11,8 @@ from ..nn.conformer import Conformer
 from .adapter import VarianceAdapter, ATTR_DIMS, OFFICIAL_NAMES
 
 # %% auto #0
-__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'PRESETS', 'Stage2Config', 'MotionGenerator', 'guess_variant', 'random_official_stage2']
+__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'PREDICTIONS', 'PRESETS', 'Stage2Config', 'MotionGenerator', 'guess_variant',
+           'random_official_stage2']
 
 # %% ../../nbs/32_stage2.generator.ipynb #0a453a8e
 VARIANTS = {  # name -> (audio front-end, variance-adapter attributes)
@@ -27,6 +28,8 @@ def _check_variant(v):
     return v
 
 # %% ../../nbs/32_stage2.generator.ipynb #13cf98ba
+PREDICTIONS = ("epsilon", "sample", "v")
+
 @dataclass
 class Stage2Config(Config):
     "Sizes of the stage-2 motion generator; `paper(variant)` is the official model."
@@ -45,8 +48,10 @@ class Stage2Config(Config):
     dropout: float = 0.2
     adapter_hidden: int = 128    # LSTM hidden size of the variance adapter
     kernel_size: int = 13        # Conformer depthwise-conv kernel
+    prediction: str = "epsilon"  # what the output means: 'epsilon' ε̂ (official), 'sample' x̂₀ or 'v' (kit-trained options; 34_stage2.train)
     def __post_init__(self):
         _check_variant(self.variant)
+        if self.prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if self.d_model != self.d_audio + 4 * self.cond_dim:
             raise ValueError(f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, got {self.d_model}")
     front = property(lambda self: VARIANTS[self.variant][0], doc="'mfcc' or 'hubert'")

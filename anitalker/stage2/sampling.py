@@ -10,7 +10,7 @@ from ..core import exists, default
 from .schedulers import DDIMScheduler
 
 # %% auto #0
-__all__ = ['plan_windows', 'crossfade_weights', 'blend_windows', 'audio_layout', 'sample_motion']
+__all__ = ['plan_windows', 'crossfade_weights', 'blend_windows', 'audio_layout', 'epsilon_of', 'sample_motion']
 
 # %% ../../nbs/33_stage2.sampling.ipynb #618b0ec0
 def plan_windows(n_frames:int, # T, video frames of the clip
@@ -61,6 +61,17 @@ def _cat(items):
     return items[0]
 
 # %% ../../nbs/33_stage2.sampling.ipynb #e63a182c
+def epsilon_of(out:torch.Tensor, # (B,T,d) the network's output
+               x_t:torch.Tensor, # (B,T,d) its input
+               t:int, alphas_cumprod:torch.Tensor, # ᾱ of the scheduler
+               prediction:str="epsilon") -> torch.Tensor: # 'epsilon' (official), 'sample' (x̂₀) or 'v' (v̂ = √ᾱ ε − √(1−ᾱ) x₀)
+    "ε̂ for the scheduler: the output itself, (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t) from a predicted sample, √(1−ᾱ_t)·x_t + √ᾱ_t·v̂ from v."
+    if prediction == "epsilon": return out
+    if prediction not in ("sample", "v"): raise ValueError(f"prediction must be 'epsilon', 'sample' or 'v', got {prediction!r}")
+    ab = alphas_cumprod[int(t)].to(torch.float64); x, o = x_t.double(), out.double()
+    e = (x - ab.sqrt() * o) / (1 - ab).sqrt() if prediction == "sample" else (1 - ab).sqrt() * x + ab.sqrt() * o
+    return e.to(out.dtype)
+
 @torch.inference_mode()
 def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.motion_dim, condition, denoise)
                   audio:torch.Tensor, # (1,4T,39) MFCC or (1,L,2T,C) HuBERT hidden states
@@ -93,8 +104,9 @@ def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.mo
         with ctx(): cond = gen.condition(a, controls=c)                      # once per window, not per step
         x, a0, w0 = torch.cat([x_T[:, s:e] for s, e in grp]), alpha_start.expand(B, -1), wa_start.expand(B, -1)
         for t in sched.timesteps:
-            with ctx(): eps = gen.denoise(x, int(t), cond, a0, w0)
-            x = sched.step(eps.float(), int(t), x, eta=eta, generator=g).prev_sample
+            with ctx(): out = gen.denoise(x, int(t), cond, a0, w0)
+            eps = epsilon_of(out.float(), x, int(t), sched.alphas_cumprod, getattr(gen.cfg, "prediction", "epsilon"))
+            x = sched.step(eps, int(t), x, eta=eta, generator=g).prev_sample
             bar.update(1)
         xs.append(x); preds.append(cond.get("predictions") if isinstance(cond, dict) else None)
     bar.close()

@@ -17,10 +17,11 @@ from .schedulers import DDPMScheduler
 from .sampling import sample_motion
 
 # %% auto #0
-__all__ = ['RUN_KEYS2', 'Stage2TrainConfig', 'MotionNorm', 'fit_motion_norm', 'Stage2Net', 'stage2_step', 'build_stage2_trainer',
-           'train_stage2', 'load_stage2']
+__all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'MotionNorm', 'fit_motion_norm', 'Stage2Net', 'diffusion_weights',
+           'stage2_step', 'build_stage2_trainer', 'train_stage2', 'load_stage2', 'denoising_error']
 
 # %% ../../nbs/34_stage2.train.ipynb #dbf7afca
+LOSS_WEIGHTS = ("uniform", "min_snr")
 RUN_KEYS2 = ("out_dir", "num_processes", "stage1_run", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "eval_clips")
 
 @dataclass
@@ -41,6 +42,10 @@ class Stage2TrainConfig(Config):
     norm_target: float = 0.35
     target: str = "absolute"           # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the
                                        # start frame; α's per-person part leaves x_0, see 'Relative motion' below)
+    prediction: str = "epsilon"        # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v' (see 'What the network predicts')
+    loss_weight: str = "uniform"       # L_diff per timestep: 'uniform' (official: plain ε-MSE) or 'min_snr' (× min(SNR_t, γ)/SNR_t,
+                                       # Hang et al. 2023: the nearly clean steps stop dominating; see 'Timestep weighting' below)
+    snr_gamma: float = 5.0             # γ of 'min_snr'
     sample_steps: int = 50             # DDIM steps of the sample plot
     t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default; see below)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(ema_decay=0.999, ema_warmup=True))
@@ -49,10 +54,12 @@ class Stage2TrainConfig(Config):
         if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
         if self.target not in ("absolute", "relative"): raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
+        if self.loss_weight not in LOSS_WEIGHTS: raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {self.loss_weight!r}")
+        if not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0, got {self.snr_gamma!r}")
         if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
     def audio_kind(self) -> str: return "hubert" if self.variant.startswith("hubert") else "mfcc"
-    def model(self) -> MotionGenerator: return MotionGenerator.from_preset(self.preset, variant=self.variant)
+    def model(self) -> MotionGenerator: return MotionGenerator.from_preset(self.preset, variant=self.variant, prediction=self.prediction)
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`."
@@ -107,6 +114,13 @@ class Stage2Net(nn.Module):
         eps = self.gen.denoise(x_t, t, cond, self.norm(batch["motion_start"]), batch["latent_start"])
         return eps, cond.get("predictions", {})
 
+def diffusion_weights(sched, t:torch.Tensor, mode:str="uniform", gamma:float=5.0, prediction:str="epsilon") -> torch.Tensor: # (B,) timesteps
+    "Per-sample loss weights: 1 ('uniform'), or min-SNR: min(SNR_t, γ) / SNR_t, 1 or SNR_t + 1 for an ε, x₀ or v output; SNR_t = ᾱ_t/(1 − ᾱ_t)."
+    if mode == "uniform": return torch.ones(len(t))
+    if mode != "min_snr": raise ValueError(f"mode must be one of {list(LOSS_WEIGHTS)}, got {mode!r}")
+    ab = sched.alphas_cumprod[t.cpu()].double(); snr = ab / (1 - ab)
+    return (snr.clamp(max=gamma) / {"epsilon": snr, "sample": 1, "v": snr + 1}[prediction]).float()
+
 def stage2_step(tr:Trainer, batch:dict) -> dict:
     "One step of L_gen = L_diff + λ·(camera + pose variance losses); returns the numbers to log."
     c: Stage2TrainConfig = tr.stage_cfg; sched = tr.scheduler
@@ -114,7 +128,10 @@ def stage2_step(tr:Trainer, batch:dict) -> dict:
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
     eps, preds = tr.models["net"](batch, sched.add_noise(x0, noise, t), t.to(x0.device), c.teacher_forcing)
-    logs = {"diff": F.mse_loss(eps.float(), noise)}                           # L_diff (simple)
+    w = diffusion_weights(sched, t, c.loss_weight, c.snr_gamma, c.prediction).to(x0.device)
+    ab = sched.alphas_cumprod[t].float().to(x0.device)[:, None, None]
+    want = {"epsilon": lambda: noise, "sample": lambda: x0, "v": lambda: ab.sqrt() * noise - (1 - ab).sqrt() * x0}[c.prediction]()
+    logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
     for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])
     logs["loss"] = logs["diff"] + c.w_var * sum((logs[f"var_{a}"] for a in preds), torch.zeros(()))
     tr.optimize("gen", logs["loss"], clip=c.grad_clip)
@@ -167,3 +184,28 @@ def load_stage2(path, ema:bool=True, map_location="cpu") -> Stage2Net:
     net.norm.relative = cfg.target == "relative"
     net.train_config, net.speakers = cfg, st.get("speakers")
     return net.eval()
+
+# %% ../../nbs/34_stage2.train.ipynb #6121aafd
+@torch.no_grad()
+def denoising_error(net:Stage2Net, batch:dict, # stacked windows (Stage2WindowDataset items), ideally of held-out speakers
+                    timesteps=(50, 200, 400, 600, 800, 950), seed:int=0) -> dict:
+    "Per timestep: error of x̂₀ relative to the windows' own variance (true audio, another window's audio) and the output's MSE."
+    from anitalker.stage2.sampling import epsilon_of
+    sched = DDPMScheduler(); g = torch.Generator().manual_seed(seed); was = net.training; net.eval()
+    x0 = net.norm.to_x0(batch["motion"], batch["motion_start"]); B = len(x0)
+    if B < 2: raise ValueError(f"denoising_error needs at least 2 windows (one's audio drives another), got {B}")
+    centred = lambda e: (e - e.mean(1, keepdim=True)).pow(2).mean()
+    var = float(centred(x0)); other = torch.roll(torch.arange(B), 1); pred = net.gen.cfg.prediction
+    out = {"t": [], "x0_error": [], "x0_error_other_audio": [], "output_mse": []}
+    for t0 in timesteps:
+        t = torch.full((B,), int(t0)); n = torch.randn(x0.shape, generator=g); xt = sched.add_noise(x0, n, t)
+        ab = sched.alphas_cumprod[int(t0)].float(); errs = []
+        for audio in (batch["audio"], batch["audio"][other]):
+            o, _ = net(dict(batch, audio=audio), xt, t)
+            eps = epsilon_of(o.float(), xt, int(t0), sched.alphas_cumprod, pred)
+            errs.append(float(centred((xt - (1 - ab).sqrt() * eps) / ab.sqrt() - x0)) / max(var, 1e-12))
+            if len(errs) == 1:
+                want = {"epsilon": n, "sample": x0, "v": ab.sqrt() * n - (1 - ab).sqrt() * x0}[pred]
+                out["output_mse"].append(float((o.float() - want).pow(2).mean()))
+        out["t"].append(int(t0)); out["x0_error"].append(errs[0]); out["x0_error_other_audio"].append(errs[1])
+    net.train(was); return out
