@@ -92,6 +92,7 @@ def test_papermill_stage1_experiment(tmp_path):
     m = json.loads((out/"metrics.json").read_text())
     assert m["steps"] == 4 and 0 < m["self_reenactment"]["ssim"] <= 1 and np.isfinite(m["self_reenactment"]["psnr"])
     assert 0 <= m["leakage"]["accuracy"] <= 1 and m["leakage"]["n_classes"] == 2
+    assert 0 < m["diagnostics_seconds"] < m["train_seconds"], m                # the end-of-training diagnostics, timed apart
     assert (out/"figures"/"losses.png").stat().st_size > 1000 and (out/"figures"/"reenactment.png").exists()
     assert len(list((out/"latents").rglob("*.npz"))) == 8
     assert sorted(p.name for p in (out/"samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
@@ -105,6 +106,7 @@ def test_papermill_stage1_experiment(tmp_path):
     assert {"stage2_train.ipynb", "config.json", "metrics.csv", "metrics.json", "ckpt", "figures", "samples", "tb"} <= names, names
     m2 = json.loads((out2/"metrics.json").read_text())
     assert m2["steps"] == 4 and m2["config"]["variant"] == "mfcc_full_control" and m2["config"]["window"] == 16   # the stage2_tiny_cpu preset, overridden
+    assert (m2["config"]["prediction"], m2["config"]["loss_weight"]) == ("sample", "min_snr")              # the CPU recipe
     assert -1 <= m2["eval"]["mouth_r"] <= 1 and -1 <= m2["eval"]["pose_r"] <= 1 and m2["eval"]["n_clips"] == 4
     assert (out2/"figures"/"mouth_and_pose.png").stat().st_size > 1000
     assert sorted(p.name for p in (out2/"samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
