@@ -8,9 +8,11 @@ import contextlib, math
 import torch
 from ..core import exists, default
 from .schedulers import DDIMScheduler
+from .generator import PREDICTIONS
 
 # %% auto #0
-__all__ = ['plan_windows', 'crossfade_weights', 'blend_windows', 'audio_layout', 'epsilon_of', 'sample_motion']
+__all__ = ['plan_windows', 'crossfade_weights', 'blend_windows', 'audio_layout', 'epsilon_of', 'diffusion_target',
+           'sample_motion']
 
 # %% ../../nbs/33_stage2.sampling.ipynb #618b0ec0
 def plan_windows(n_frames:int, # T, video frames of the clip
@@ -67,10 +69,15 @@ def epsilon_of(out:torch.Tensor, # (B,T,d) the network's output
                prediction:str="epsilon") -> torch.Tensor: # 'epsilon' (official), 'sample' (x̂₀) or 'v' (v̂ = √ᾱ ε − √(1−ᾱ) x₀)
     "ε̂ for the scheduler: the output itself, (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t) from a predicted sample, √(1−ᾱ_t)·x_t + √ᾱ_t·v̂ from v."
     if prediction == "epsilon": return out
-    if prediction not in ("sample", "v"): raise ValueError(f"prediction must be 'epsilon', 'sample' or 'v', got {prediction!r}")
+    if prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
     ab = alphas_cumprod[int(t)].to(torch.float64); x, o = x_t.double(), out.double()
     e = (x - ab.sqrt() * o) / (1 - ab).sqrt() if prediction == "sample" else (1 - ab).sqrt() * x + ab.sqrt() * o
     return e.to(out.dtype)
+
+def diffusion_target(prediction:str, x0:torch.Tensor, noise:torch.Tensor, abar:torch.Tensor) -> torch.Tensor: # abar broadcastable to x0
+    "What the network should output for x_t = √ᾱ·x₀ + √(1−ᾱ)·ε: ε, x₀, or v = √ᾱ·ε − √(1−ᾱ)·x₀ (the inverse of `epsilon_of`)."
+    if prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
+    return {"epsilon": noise, "sample": x0}.get(prediction) if prediction != "v" else abar.sqrt() * noise - (1 - abar).sqrt() * x0
 
 @torch.inference_mode()
 def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.motion_dim, condition, denoise)

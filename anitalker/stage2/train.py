@@ -12,9 +12,9 @@ from ..core import Config, exists, default, load_checkpoint
 from ..train import TrainConfig, Trainer
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
 from ..stage1.train import split_speakers
-from .generator import MotionGenerator
+from .generator import MotionGenerator, PREDICTIONS
 from .schedulers import DDPMScheduler
-from .sampling import sample_motion
+from .sampling import sample_motion, epsilon_of, diffusion_target
 
 # %% auto #0
 __all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'MotionNorm', 'fit_motion_norm', 'Stage2Net', 'diffusion_weights',
@@ -54,6 +54,7 @@ class Stage2TrainConfig(Config):
         if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
         if self.target not in ("absolute", "relative"): raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
+        if self.prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if self.loss_weight not in LOSS_WEIGHTS: raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {self.loss_weight!r}")
         if not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0, got {self.snr_gamma!r}")
         if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
@@ -129,8 +130,7 @@ def stage2_step(tr:Trainer, batch:dict) -> dict:
     noise = torch.randn_like(x0)                                              # ε
     eps, preds = tr.models["net"](batch, sched.add_noise(x0, noise, t), t.to(x0.device), c.teacher_forcing)
     w = diffusion_weights(sched, t, c.loss_weight, c.snr_gamma, c.prediction).to(x0.device)
-    ab = sched.alphas_cumprod[t].float().to(x0.device)[:, None, None]
-    want = {"epsilon": lambda: noise, "sample": lambda: x0, "v": lambda: ab.sqrt() * noise - (1 - ab).sqrt() * x0}[c.prediction]()
+    want = diffusion_target(c.prediction, x0, noise, sched.alphas_cumprod[t].float().to(x0.device)[:, None, None])
     logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
     for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])
     logs["loss"] = logs["diff"] + c.w_var * sum((logs[f"var_{a}"] for a in preds), torch.zeros(()))
@@ -190,7 +190,6 @@ def load_stage2(path, ema:bool=True, map_location="cpu") -> Stage2Net:
 def denoising_error(net:Stage2Net, batch:dict, # stacked windows (Stage2WindowDataset items), ideally of held-out speakers
                     timesteps=(50, 200, 400, 600, 800, 950), seed:int=0) -> dict:
     "Per timestep: error of x̂₀ relative to the windows' own variance (true audio, another window's audio) and the output's MSE."
-    from anitalker.stage2.sampling import epsilon_of
     sched = DDPMScheduler(); g = torch.Generator().manual_seed(seed); was = net.training; net.eval()
     x0 = net.norm.to_x0(batch["motion"], batch["motion_start"]); B = len(x0)
     if B < 2: raise ValueError(f"denoising_error needs at least 2 windows (one's audio drives another), got {B}")
@@ -204,8 +203,6 @@ def denoising_error(net:Stage2Net, batch:dict, # stacked windows (Stage2WindowDa
             o, _ = net(dict(batch, audio=audio), xt, t)
             eps = epsilon_of(o.float(), xt, int(t0), sched.alphas_cumprod, pred)
             errs.append(float(centred((xt - (1 - ab).sqrt() * eps) / ab.sqrt() - x0)) / max(var, 1e-12))
-            if len(errs) == 1:
-                want = {"epsilon": n, "sample": x0, "v": ab.sqrt() * n - (1 - ab).sqrt() * x0}[pred]
-                out["output_mse"].append(float((o.float() - want).pow(2).mean()))
+            if len(errs) == 1: out["output_mse"].append(float((o.float() - diffusion_target(pred, x0, n, ab)).pow(2).mean()))
         out["t"].append(int(t0)); out["x0_error"].append(errs[0]); out["x0_error_other_audio"].append(errs[1])
     net.train(was); return out
