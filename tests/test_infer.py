@@ -91,7 +91,7 @@ def test_image_kinds_are_converted(files, th, tmp_path, kind):
 def test_bad_images(files, th, tmp_path, kind, msg):
     p = tmp_path/f"{kind}.png"
     if kind == "tiny": Image.fromarray(skdata.astronaut()[:24, :24]).save(p)
-    elif kind == "corrupt": p.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    elif kind == "corrupt": p.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(0).bytes(64))
     else: Image.fromarray(np.full((300, 300, 3), 40, np.uint8)).save(p)
     with pytest.raises(ValueError, match=msg): generate(p, files/"speech.wav", tmp_path/"o.mp4", model=th, steps=2, progress=False, verbose=False)
     assert no_leftovers(tmp_path/"o.mp4")

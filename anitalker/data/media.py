@@ -35,7 +35,8 @@ def probe(path) -> dict:
     if not path.exists(): raise FileNotFoundError(f"media file {str(path)!r} does not exist")
     if path.stat().st_size == 0: raise MediaError(f"{str(path)!r} is empty (0 bytes)")
     err = _run(["-i", str(path)], path).stderr.decode(errors="replace")
-    if "Invalid data found" in err or "Stream #" not in err:
+    if "Invalid data found" in err or "Stream #" not in err or "misdetection possible" in err:
+        # ffmpeg guesses a format for some random bytes ("lrc detected only with low score"): a guess is not a file
         raise MediaError(f"{str(path)!r} is not a readable video/audio file: {err.strip().splitlines()[-1][:200]}")
     info = {"path": str(path), "has_video": False, "has_audio": False, "duration": None}
     if m := re.search(r"Duration: (\d+):(\d+):([\d.]+)", err): info["duration"] = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
@@ -45,6 +46,8 @@ def probe(path) -> dict:
         ch = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}.get(m[3].strip().split("(")[0], None)
         if ch is None and (n := re.match(r"(\d+)", m[3].strip())): ch = int(n[1])
         info.update(has_audio=True, audio_codec=m[1], audio_sr=int(m[2]), audio_channels=ch or 0)
+    if not (info["has_video"] or info["has_audio"]):
+        raise MediaError(f"{str(path)!r} is not a readable video/audio file: it has no video or audio stream")
     return info
 
 # %% ../../nbs/11_data.media.ipynb #b5add3c5
