@@ -136,40 +136,46 @@ def bf16_hardware() -> bool:
 
 def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("float32", "bfloat16"),
                        layouts=("contiguous", "channels_last"), seed:int=0,
-                       motion_res:int|None=None) -> list[dict]: # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
-    "Rows {module 's1.train_step', preset, batch, dtype, layout, ms_per_step, steps_per_s, ratio, parts_ms, bf16_hw}."
+                       motion_res:int|None=None, # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
+                       full_targets:bool=True) -> list[dict]: # also time float32 with the whole encoder run on the targets
+    "Rows {module 's1.train_step', preset, batch, dtype, layout, targets, ms_per_step, steps_per_s, ratio, parts_ms, bf16_hw}."
     from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
     from anitalker.losses.image import l1_loss, SSIMLoss
     motion_res = default(motion_res, 32 if preset == "tiny" else 0)
     cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference"); S = cfg.model_config().size
     rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
-    for dt in dtypes:
-        for lay in layouts:
-            seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train()
-            opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99)); g = torch.Generator().manual_seed(seed)
-            b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
-            if lay == "channels_last":                                          # 4-D weights and the images in NHWC
-                for p_ in net.parameters():
-                    if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
-                b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
-            parts = {"forward": [], "backward": [], "optimizer": []}; sub = {"encoder": [], "renderer": []}   # sub: inside forward
-            for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
-                m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
-                m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
-            def step():
-                t0 = time.perf_counter()
-                with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
-                    x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
-                t1 = time.perf_counter(); loss.backward(); t2 = time.perf_counter(); opt.step(); opt.zero_grad(set_to_none=True)
-                t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
-            step()                                                                # warm-up
-            for v in sub.values(): v.clear()
-            for _ in range(steps):
-                for k, v in zip(parts, step()): parts[k].append(v)
-            ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
-            rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt, "layout": lay, "ms_per_step": round(ms, 1),
-                         "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
-                         "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
+    combos = [(dt, lay, True) for dt in dtypes for lay in layouts]     # True: driving frames get α only (what training does)
+    if full_targets and motion_res and "float32" in dtypes and "contiguous" in layouts:
+        combos.append(("float32", "contiguous", False))                   # the whole encoder on the targets too: the saving
+    for dt, lay, alpha_only in combos:
+        seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
+        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99)); g = torch.Generator().manual_seed(seed)
+        b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
+        if lay == "channels_last":                                          # 4-D weights and the images in NHWC
+            for p_ in net.parameters():
+                if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
+            b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
+        parts = {"forward": [], "backward": [], "optimizer": []}; sub = {"encoder": [], "renderer": []}   # sub: inside forward
+        def _enter(mod, a): mod._depth = getattr(mod, "_depth", 0) + 1; mod._t0 = time.perf_counter() if mod._depth == 1 else mod._t0
+        def _leave(mod, a, o, n):                                            # outermost call only (the encoder calls itself)
+            mod._depth -= 1
+            if mod._depth == 0: sub[n].append(time.perf_counter() - mod._t0)
+        for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
+            m.register_forward_pre_hook(_enter); m.register_forward_hook(lambda mod, a, o, n=name: _leave(mod, a, o, n))
+        def step():
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
+                x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
+            t1 = time.perf_counter(); loss.backward(); t2 = time.perf_counter(); opt.step(); opt.zero_grad(set_to_none=True)
+            t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
+        step()                                                                # warm-up
+        for v in sub.values(): v.clear()
+        for _ in range(steps):
+            for k, v in zip(parts, step()): parts[k].append(v)
+        ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
+        rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt, "layout": lay, "targets": "alpha" if alpha_only else "full", "ms_per_step": round(ms, 1),
+                     "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
+                     "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
     return rows
 
 # %% ../nbs/70_bench.ipynb #fd231d5a
@@ -215,6 +221,6 @@ def format_report(rep:dict) -> str:
     tr = [r for r in rep["rows"] if r["module"] == "s1.train_step"]
     if tr:
         lines += [f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 hardware: {tr[0]['bf16_hw']})",
-                  f"{'dtype':>9s} {'layout':>13s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / backward / optimiser ms"]
-        lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r['ms_per_step']:>8.1f} {r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r['parts_ms'].values()) for r in tr]
+                  f"{'dtype':>9s} {'layout':>13s} {'targets':>7s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / backward / optimiser ms"]
+        lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} {r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r['parts_ms'].values()) for r in tr]
     return "\n".join(lines)

@@ -134,13 +134,18 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
 @torch.no_grad()
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
                             frames_per_pair:int=8, seed:int=0, return_images:bool=False,
-                            oracle:bool|None=None) -> dict: # None: True for a model trained with code_source='oracle'
+                            oracle:bool|None=None, # None: True for a model trained with code_source='oracle'
+                            drop:str|None=None) -> dict: # oracle only: this factor's change left out of the code ('yaw', 'tx', …)
     "PSNR/SSIM of A driven by B (relative) against the exact render of A with B's factors, and of copying A's portrait."
     import cv2
+    from anitalker.data.datasets import GT_CODE
+    names = [k.removeprefix("gt_") for k in GT_CODE]                             # yaw, pitch, roll, tx, zoom, mouth_open, …
     clips = _synthetic_clips(data_dir, speakers, "exact cross-reenactment"); spk = sorted(clips)
     if len(spk) < 2: raise ValueError(f"cross-reenactment needs >= 2 speakers, got {spk}")
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size
     oracle = default(oracle, is_oracle(ae))
+    if drop is not None and (not oracle or drop not in names):
+        raise ValueError(f"drop needs the oracle code and one of {names}, got drop={drop!r} (oracle: {oracle})")
     rng = np.random.default_rng(seed); res = {k: [] for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")}; imgs = []
     fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     for i, a in enumerate(spk):
@@ -154,7 +159,9 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
         if oracle:                                                                # the code from B's ground truth, not from images
             from anitalker.data.datasets import gt_code
             from anitalker.stage1.train import oracle_code
-            g = torch.from_numpy(gt_code(at)[[ref, *ts]]).to(dev); code = oracle_code(g[1:] - g[:1], ae.cfg.motion_dim)
+            g = torch.from_numpy(gt_code(at)[[ref, *ts]]).to(dev); dg = g[1:] - g[:1]
+            if drop is not None: dg[:, names.index(drop)] = 0                     # the renderer is not told this factor's change
+            code = oracle_code(dg, ae.cfg.motion_dim)
             out = ae.dec(src["w_a"].expand(len(code), -1), code, src["feats"]).float().clamp(-1, 1)
         else:
             al = ae.motion(drv); out = ae.render(src, src["alpha"] + al[1:] - al[:1]).float().clamp(-1, 1)

@@ -92,11 +92,29 @@ class Encoder(nn.Module):
             mid = min(32, max(8, 8192 // motion_res ** 2))                       # ≤ 8192 values after the flatten
             self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid)
 
-    def forward(self, x:torch.Tensor) -> dict: # (B,3,S,S) in [-1,1]
+    def _spatial_code(self, h): # the motion_res map → (h_m, α)
+        h = self.spatial_motion(h)
+        h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
+        return h_m, self.fc(h_m)
+
+    def motion_map(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
+        "The motion_res map α is read from: only the encoder's first levels run (the spatial path only)."
+        if not self.motion_res: raise ValueError("motion_map needs the spatial motion path (motion_res > 0)")
+        for conv in self.net_app.convs[:int(math.log2(x.shape[-1] // self.motion_res)) + 1]: x = conv(x)
+        return x
+
+    def motion(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
+        "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
+        return self._spatial_code(self.motion_map(x))[1] if self.motion_res else self(x)["alpha"]
+
+    def forward(self, x:torch.Tensor, # (B,3,S,S) in [-1,1]
+                full:int|None=None, # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
+               ) -> dict:
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
+        if full is not None and self.motion_res and full < len(x):            # driving frames need α only: skip their deep levels
+            out = self(x[:full]); out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
         wa, feats = self.net_app(x)
         e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
-        if self.motion_res:                                                      # feats[0] is 8×8, feats[1] 16×16, …
-            h = self.spatial_motion(feats[int(math.log2(self.motion_res)) - 3])
-            h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
-        return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": self.fc(h_m)}
+        if self.motion_res: h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3])   # feats[0] is 8×8, …
+        else: alpha = self.fc(h_m)
+        return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": alpha}

@@ -72,7 +72,7 @@ class MotionAutoencoder(nn.Module):
 
     def motion(self, frames:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
         "Motion codes α (B,d) of frames."
-        self._check(frames, "frames"); return self.enc(frames)["alpha"]
+        self._check(frames, "frames"); return self.enc.motion(frames)   # the spatial path skips the levels α does not read
 
     def code(self, src:dict, alpha:torch.Tensor) -> torch.Tensor: # α (B,d) of the driving frames
         "What the renderer receives: α itself ('absolute' drive) or α − α(portrait) ('difference' drive)."

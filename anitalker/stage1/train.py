@@ -20,8 +20,8 @@ from ..losses.metric import AAMSoftmax, triplet_loss
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'split_speakers', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss',
-           'perceptual_loss', 'change_weight', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1',
-           'load_stage1', 'plot_drive_study', 'write_latents']
+           'perceptual_loss', 'change_weight', 'jitter_frames', 'stage1_step', 'sample_grid', 'build_stage1_trainer',
+           'train_stage1', 'load_stage1', 'plot_drive_study', 'write_latents']
 
 # %% ../../nbs/28_stage1.train.ipynb #c05a01a5
 RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "data_features",
@@ -50,6 +50,8 @@ class Stage1TrainConfig(Config):
     w_alpha: float = 0.0               # mean α² of source and target: under the difference drive α's per-person part gets no
                                        # gradient from the reconstruction (it cancels); this keeps it from growing (stage 2 models α)
     w_change: float = 0.0              # L1 weighted towards where target and source differ (`change_weight`; 0 = plain L1)
+    jitter_scale: float = 0.0          # targets zoomed by a random factor in [1 − this, 1 + this] (`jitter_frames`; 0 = off)
+    jitter_shift: float = 0.0          # and shifted by up to ± this fraction of the width
     perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
@@ -81,6 +83,10 @@ class Stage1TrainConfig(Config):
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
         if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
         if self.w_change < 0: raise ValueError(f"w_change must be >= 0, got {self.w_change}")
+        if not (0 <= self.jitter_scale < 0.5 and self.jitter_shift >= 0):
+            raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {self.jitter_scale}, {self.jitter_shift}")
+        if (self.jitter_scale or self.jitter_shift) and self.code_source == "oracle":
+            raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self):
         return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
@@ -120,6 +126,7 @@ class Stage1Net(nn.Module):
     def __init__(self, cfg:Stage1TrainConfig, n_speakers:int):
         super().__init__()
         self.cfg, self.ae = cfg, MotionAutoencoder(cfg.model_config())
+        self.alpha_only_targets = True   # without identity terms the targets need α only (the bench turns it off to time the saving)
         with torch.no_grad():
             for tf in self.ae.dec.to_flows: tf.conv.weight.mul_(cfg.flow_init)   # start from the identity warp
             for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.coarse_rgb_init)
@@ -141,14 +148,15 @@ class Stage1Net(nn.Module):
         if mode == "club": return self.club.learning_loss(batch["x"], batch["y"])
         c, B = self.cfg, len(batch["source"])
         imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.metric == "triplet" else [])
-        e = self.ae.enc(torch.cat(imgs))                                       # one encoder pass for all images
+        ident = c.use_mi or c.metric != "none"                                 # the identity terms read the target's e_id
+        e = self.ae.enc(torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B)           # else the target needs α only (spatial path: early levels)
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
         if c.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
         if code.requires_grad: code.register_hook(self._record_code_grad)
         out = {"recon": self.ae.dec(src["w_a"], code, src["feats"]), "code_std": code.detach().float().std(0).mean(),
                "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
-        if exists(e["id"]):
+        if exists(e["id"]) and ident:
             eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
             out.update(club_x=_standardize(eid), club_y=e["alpha"][:2 * B] if c.mi_on == "alpha" else _standardize(hm))   # α's scale is motion: not normalised
             if c.use_mi: out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
@@ -209,11 +217,24 @@ def change_weight(source:torch.Tensor, target:torch.Tensor, w:float) -> torch.Te
     wt = 1 + w * c / c.mean((2, 3), keepdim=True).clamp_min(1e-8)
     return wt / wt.mean((2, 3), keepdim=True)
 
+# %% ../../nbs/28_stage1.train.ipynb #410d30b7
+def jitter_frames(x:torch.Tensor, scale:float, shift:float) -> torch.Tensor: # (B,3,H,W)
+    "Each image zoomed by a random factor in [1 − scale, 1 + scale] and shifted by up to ± shift of its width."
+    if scale < 0 or shift < 0 or scale >= 0.5: raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {scale}, {shift}")
+    u = torch.rand(len(x), 3, device=x.device) * 2 - 1
+    theta = torch.zeros(len(x), 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / (1 + scale * u[:, 0])                # output point p samples the input at p / zoom
+    theta[:, :, 2] = 2 * shift * u[:, 1:]                                      # grid units: the width spans 2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 # %% ../../nbs/28_stage1.train.ipynb #bf35918c
 def stage1_step(tr:Trainer, batch:dict) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
     c: Stage1TrainConfig = tr.stage_cfg
     net, D = tr.models["net"], tr.unwrap("disc").D
+    if c.jitter_scale or c.jitter_shift: batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
     out = net(batch)
     x, xh = batch["target"], out["recon"]
     logs = {"l1": l1_loss(xh, x)}
