@@ -149,7 +149,7 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
         combos.append(("float32", "contiguous", False))                   # the whole encoder on the targets too: the saving
     for dt, lay, alpha_only in combos:
         seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
-        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99)); g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True); g = torch.Generator().manual_seed(seed)   # as training
         b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
         if lay == "channels_last":                                          # 4-D weights and the images in NHWC
             for p_ in net.parameters():

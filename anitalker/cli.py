@@ -66,7 +66,7 @@ class QuickstartConfig(Config):
     "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
     seed: int = 0
     data_dir: str = "data/synthetic/tiny_cpu_large"   # the tiny_cpu presets' built-in data (made once, then reused)
-    stage1_steps: int = 1500     # the tiny_cpu recipe: 0.58 s/step on a 2-core AVX2 EPYC, 14.5 min (+1.6 min diagnostics, +2 min evaluation)
+    stage1_steps: int = 1750     # the tiny_cpu recipe: 0.52 s/step on a 2-core AVX2 EPYC, 15.3 min (+1.1 min diagnostics, +2 min evaluation)
     stage2_steps: int = 600      # 5.1 min there with evaluation
     gen_steps: int = 50          # DDIM steps of the generated videos
     stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml

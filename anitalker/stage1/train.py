@@ -37,6 +37,8 @@ class Stage1TrainConfig(Config):
     drive: str = "difference"          # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
     rgb_from: str = "warped"           # ToRGB input: 'warped' (official) or 'blend' (the decoder paints where the mask is low)
     motion_dim: int = 20               # d
+    widths: tuple|None = None          # encoder/renderer channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
+    style_dim: int|None = None         # latent width (None: the preset's; tiny 256)
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
     data_dir: str = "data/synthetic_quickstart/seed0"
     held_out: int = 2                  # the last N speakers (sorted) are never trained on (evaluation)
@@ -89,8 +91,9 @@ class Stage1TrainConfig(Config):
             raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self):
+        sizes = {k: tuple(v) if k == "widths" else v for k, v in (("widths", self.widths), ("style_dim", self.style_dim)) if v is not None}
         return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
-                                   motion_res=self.motion_res, rgb_from=self.rgb_from)
+                                   motion_res=self.motion_res, rgb_from=self.rgb_from, **sizes)
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
@@ -299,8 +302,8 @@ def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, res
     if cfg.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
     dcfg = DiscriminatorConfig.tiny() if cfg.preset == "tiny" else DiscriminatorConfig.paper()
     disc = DiscriminatorLoss(Discriminator(dcfg.replace(size=size)))
-    opts = {"model": torch.optim.Adam(net.model_parameters(), cfg.lr, betas=tuple(cfg.betas)),
-            "disc": torch.optim.Adam(disc.parameters(), cfg.lr, betas=tuple(cfg.betas))}
+    adam = lambda ps: torch.optim.Adam(ps, cfg.lr, betas=tuple(cfg.betas), fused=True)   # fused: one kernel for all tensors (3× faster on CPU)
+    opts = {"model": adam(net.model_parameters()), "disc": adam(disc.parameters())}
     if cfg.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.club_lr)
     held = Stage1PairDataset(cfg.data_dir, test_spk, size=size, items_per_clip=cfg.n_samples, negatives=False, seed=cfg.train.seed + 1)
     fixed = _fixed_batch(held, cfg.n_samples)
