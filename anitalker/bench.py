@@ -156,12 +156,9 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
                 if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
             b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
         parts = {"forward": [], "backward": [], "optimizer": []}; sub = {"encoder": [], "renderer": []}   # sub: inside forward
-        def _enter(mod, a): mod._depth = getattr(mod, "_depth", 0) + 1; mod._t0 = time.perf_counter() if mod._depth == 1 else mod._t0
-        def _leave(mod, a, o, n):                                            # outermost call only (the encoder calls itself)
-            mod._depth -= 1
-            if mod._depth == 0: sub[n].append(time.perf_counter() - mod._t0)
         for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
-            m.register_forward_pre_hook(_enter); m.register_forward_hook(lambda mod, a, o, n=name: _leave(mod, a, o, n))
+            m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
+            m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
         def step():
             t0 = time.perf_counter()
             with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):

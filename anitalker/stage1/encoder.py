@@ -105,14 +105,17 @@ class Encoder(nn.Module):
 
     def motion(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
         "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
-        return self._spatial_code(self.motion_map(x))[1] if self.motion_res else self(x)["alpha"]
+        return self._spatial_code(self.motion_map(x))[1] if self.motion_res else self._encode(x)["alpha"]
 
     def forward(self, x:torch.Tensor, # (B,3,S,S) in [-1,1]
                 full:int|None=None, # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
                ) -> dict:
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
-        if full is not None and self.motion_res and full < len(x):            # driving frames need α only: skip their deep levels
-            out = self(x[:full]); out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
+        if full is None or not self.motion_res or full >= len(x): return self._encode(x)
+        out = self._encode(x[:full])                                            # driving frames need α only: skip their deep levels
+        out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
+
+    def _encode(self, x): # every output for every image
         wa, feats = self.net_app(x)
         e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
         if self.motion_res: h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3])   # feats[0] is 8×8, …

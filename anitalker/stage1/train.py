@@ -91,7 +91,7 @@ class Stage1TrainConfig(Config):
             raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self):
-        sizes = {k: tuple(v) if k == "widths" else v for k, v in (("widths", self.widths), ("style_dim", self.style_dim)) if v is not None}
+        sizes = {**({"widths": tuple(self.widths)} if self.widths else {}), **({"style_dim": self.style_dim} if self.style_dim else {})}
         return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
                                    motion_res=self.motion_res, rgb_from=self.rgb_from, **sizes)
     @classmethod
@@ -152,7 +152,7 @@ class Stage1Net(nn.Module):
         c, B = self.cfg, len(batch["source"])
         imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.metric == "triplet" else [])
         ident = c.use_mi or c.metric != "none"                                 # the identity terms read the target's e_id
-        e = self.ae.enc(torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B)           # else the target needs α only (spatial path: early levels)
+        e = self.ae.enc(torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B)   # else targets: α only
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
         if c.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)

@@ -77,7 +77,8 @@ def epsilon_of(out:torch.Tensor, # (B,T,d) the network's output
 def diffusion_target(prediction:str, x0:torch.Tensor, noise:torch.Tensor, abar:torch.Tensor) -> torch.Tensor: # abar broadcastable to x0
     "What the network should output for x_t = √ᾱ·x₀ + √(1−ᾱ)·ε: ε, x₀, or v = √ᾱ·ε − √(1−ᾱ)·x₀ (the inverse of `epsilon_of`)."
     if prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
-    return {"epsilon": noise, "sample": x0}.get(prediction) if prediction != "v" else abar.sqrt() * noise - (1 - abar).sqrt() * x0
+    if prediction == "epsilon": return noise
+    return x0 if prediction == "sample" else abar.sqrt() * noise - (1 - abar).sqrt() * x0
 
 @torch.inference_mode()
 def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.motion_dim, condition, denoise)
