@@ -326,11 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "torchrun --nproc_per_node N -m anitalker.cli train ...")
     t.add_argument("stage", choices=("stage1", "stage2")); t.add_argument("out", help="run folder")
     t.add_argument("--params", help="YAML file of flat parameters (e.g. nbs/experiments/params/tiny_cpu.yaml)")
-    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
     t.add_argument("--no-progress", action="store_true")
     x = sub.add_parser("experiment", help="run an experiment notebook (nbs/experiments/NAME.ipynb) with papermill into runs/<id>/")
     x.add_argument("name", help="e.g. stage1_train"); x.add_argument("--params", help="preset name in nbs/experiments/params/ (e.g. tiny_cpu) or a YAML path")
-    x.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
+    x.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
     x.add_argument("--runs", default="runs", help="parent folder of run folders (default: runs)")
     x.add_argument("--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes")
     g = sub.add_parser("generate", help="talking-head video from a portrait and audio (stage 2 + stage 1), watermarked")
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="run the main job on the built-in data")
     q.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override: stage1_steps=N, stage2_steps=N, gen_steps=N, data_dir=DIR, stage1.<param>=V, stage2.<param>=V")
+    q.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override: stage1_steps=N, stage2_steps=N, gen_steps=N, data_dir=DIR, stage1.<param>=V, stage2.<param>=V")
     return p
 
 def main(argv:list[str]|None=None) -> int:

@@ -78,6 +78,8 @@ def test_sigkill_resume_equals_uninterrupted(tmp_path, data):
 def test_train_cli_bad_params(tmp_path, data, cli):
     r = cli("train", "stage1", str(tmp_path/"x"), "--params", str(params(tmp_path, data)), "--set", "stepz=3")
     assert r.returncode == 1 and "unknown key(s) ['stepz']" in r.stderr
+    r = cli("train", "stage1", str(tmp_path/"x"), "--params", str(params(tmp_path, data)), "--set", "stepz=3", "--set", "steps=2")
+    assert r.returncode == 1 and "unknown key(s) ['stepz']" in r.stderr        # a repeated --set adds to the first, not replaces it
     r = cli("train", "stage1", str(tmp_path/"x"), "--set", f"data_dir={tmp_path/'nothing'}")
     assert r.returncode == 1 and "nothing" in r.stderr
     assert not (tmp_path/"x"/"ckpt").exists()

@@ -135,7 +135,8 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
                             frames_per_pair:int=8, seed:int=0, return_images:bool=False,
                             oracle:bool|None=None, # None: True for a model trained with code_source='oracle'
-                            drop:str|None=None) -> dict: # oracle only: this factor's change left out of the code ('yaw', 'tx', …)
+                            drop:str|None=None, # oracle only: this factor's change left out of the code ('yaw', 'tx', …)
+                            scale:dict|None=None) -> dict: # oracle only: {factor: s}, that factor's change × s in the code (an error of s − 1)
     "PSNR/SSIM of A driven by B (relative) against the exact render of A with B's factors, and of copying A's portrait."
     import cv2
     from anitalker.data.datasets import GT_CODE
@@ -146,6 +147,8 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
     oracle = default(oracle, is_oracle(ae))
     if drop is not None and (not oracle or drop not in names):
         raise ValueError(f"drop needs the oracle code and one of {names}, got drop={drop!r} (oracle: {oracle})")
+    if scale and (not oracle or set(scale) - set(names)):
+        raise ValueError(f"scale needs the oracle code and keys from {names}, got {sorted(scale)} (oracle: {oracle})")
     rng = np.random.default_rng(seed); res = {k: [] for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")}; imgs = []
     fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     for i, a in enumerate(spk):
@@ -161,6 +164,7 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
             from anitalker.stage1.train import oracle_code
             g = torch.from_numpy(gt_code(at)[[ref, *ts]]).to(dev); dg = g[1:] - g[:1]
             if drop is not None: dg[:, names.index(drop)] = 0                     # the renderer is not told this factor's change
+            for k, s in (scale or {}).items(): dg[:, names.index(k)] *= s          # … or told it with an error of s − 1
             code = oracle_code(dg, ae.cfg.motion_dim)
             out = ae.dec(src["w_a"].expand(len(code), -1), code, src["feats"]).float().clamp(-1, 1)
         else:

@@ -6,11 +6,11 @@
 from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..nn.layers import ConvLayer, ResBlock, EqualConv2d, EqualLinear
+from ..nn.layers import ConvLayer, ResBlock, EqualConv2d, EqualLinear, fused_leaky_relu
 
 # %% auto #0
-__all__ = ['resolutions', 'width_of', 'WeightedSum', 'AppearanceEncoder', 'Decoupling', 'motion_projection', 'SpatialMotion',
-           'Encoder']
+__all__ = ['resolutions', 'width_of', 'WeightedSum', 'AppearanceEncoder', 'Decoupling', 'motion_projection', 'soft_keypoints',
+           'SpatialMotion', 'Encoder']
 
 # %% ../../nbs/20_stage1.encoder.ipynb #4127ea57
 def resolutions(size:int) -> list[int]:
@@ -70,17 +70,36 @@ def motion_projection(style_dim:int=512, motion_dim:int=20, n:int=5) -> nn.Seque
     return nn.Sequential(*[EqualLinear(style_dim, style_dim) for _ in range(n - 1)], EqualLinear(style_dim, motion_dim))
 
 # %% ../../nbs/20_stage1.encoder.ipynb #8138a994
+def soft_keypoints(logits:torch.Tensor, # (B,K,r,r) one heatmap's logits per keypoint
+                  ) -> torch.Tensor: # (B,K,2) expected (x, y) in [-1, 1]
+    "Spatial soft-argmax: each heatmap's softmax over the map, and the mean position under it."
+    B, K, H, W = logits.shape
+    p = torch.softmax(logits.flatten(2).float(), -1).view(B, K, H, W)
+    ys, xs = (torch.linspace(-1 + 1 / n, 1 - 1 / n, n, device=logits.device) for n in (H, W))   # pixel centres
+    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1).to(logits.dtype)
+
 class SpatialMotion(nn.Module):
     "A motion path that keeps *where* things are: 1×1 conv to `mid` channels, flatten the res×res map, lift to style_dim."
-    def __init__(self, in_ch:int, res:int, style_dim:int, mid:int=32):
+    def __init__(self, in_ch:int, res:int, style_dim:int, mid:int=32,
+                 keypoints:int=0, # K > 0: also K soft-argmax positions, linear in translation, zoom and roll (see 28_stage1.train)
+                 kp_gain:float=4.):  # positions × this before their lift (an O(1) input, like the map's)
         super().__init__(); self.conv, self.lin = ConvLayer(in_ch, mid, 1), EqualLinear(mid * res * res, style_dim, activation="fused_lrelu")
-    def forward(self, h): return self.lin(self.conv(h).flatten(1))   # (B,C,r,r) → (B,style_dim)
+        self.keypoints, self.kp_gain = keypoints, kp_gain
+        if keypoints: self.kp, self.kp_lin = ConvLayer(in_ch, keypoints, 1, activate=False), EqualLinear(2 * keypoints, style_dim, bias=False)
+    def positions(self, h): return soft_keypoints(self.kp(h))   # (B,K,2)
+    def forward(self, h): # (B,C,r,r) → (B,style_dim)
+        flat = self.conv(h).flatten(1)
+        if not self.keypoints: return self.lin(flat)
+        y = F.linear(flat, self.lin.weight * self.lin.scale) + self.kp_lin(self.positions(h).flatten(1) * self.kp_gain)
+        return fused_leaky_relu(y, self.lin.bias * self.lin.lr_mul)
 
 class Encoder(nn.Module):
     "The stage-1 encoder: `net_app` (appearance + HAL), `net_decouping` (identity / motion / CLUB mean), `fc` (→ α)."
     def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
                  use_hal:bool=True, decouple:bool=True, blur_kernel=(1, 3, 3, 1),
-                 motion_res:int=0): # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
+                 motion_res:int=0, # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
+                 motion_keypoints:int=0, # with motion_res: K soft-argmax keypoints in `SpatialMotion` as well
+                 motion_global:bool=False): # with motion_res: the HAL-pooled w_a is added to the spatial feature (deep, global)
         super().__init__()
         self.net_app = AppearanceEncoder(size, widths, style_dim, use_hal, blur_kernel)
         self.net_decouping = Decoupling(style_dim) if decouple else None          # (sic: the official key name)
@@ -90,10 +109,12 @@ class Encoder(nn.Module):
             if motion_res not in resolutions(size)[1:]:
                 raise ValueError(f"motion_res must be 0 or one of {resolutions(size)[1:]}, got {motion_res}")
             mid = min(32, max(8, 8192 // motion_res ** 2))                       # ≤ 8192 values after the flatten
-            self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid)
+            self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid, motion_keypoints)
+        elif motion_keypoints or motion_global: raise ValueError("motion_keypoints / motion_global need the spatial motion path (motion_res > 0)")
+        self.motion_global = motion_global
 
-    def _spatial_code(self, h): # the motion_res map → (h_m, α)
-        h = self.spatial_motion(h)
+    def _spatial_code(self, h, wa=None): # the motion_res map (and w_a, with motion_global) → (h_m, α)
+        h = self.spatial_motion(h) + (wa if self.motion_global else 0)
         h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
         return h_m, self.fc(h_m)
 
@@ -105,19 +126,19 @@ class Encoder(nn.Module):
 
     def motion(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
         "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
-        return self._spatial_code(self.motion_map(x))[1] if self.motion_res else self._encode(x)["alpha"]
+        return self._spatial_code(self.motion_map(x))[1] if self.motion_res and not self.motion_global else self._encode(x)["alpha"]
 
     def forward(self, x:torch.Tensor, # (B,3,S,S) in [-1,1]
                 full:int|None=None, # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
                ) -> dict:
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
-        if full is None or not self.motion_res or full >= len(x): return self._encode(x)
+        if full is None or not self.motion_res or self.motion_global or full >= len(x): return self._encode(x)
         out = self._encode(x[:full])                                            # driving frames need α only: skip their deep levels
         out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
 
     def _encode(self, x): # every output for every image
         wa, feats = self.net_app(x)
         e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
-        if self.motion_res: h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3])   # feats[0] is 8×8, …
+        if self.motion_res: h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3], wa)   # feats[0] is 8×8, …
         else: alpha = self.fc(h_m)
         return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": alpha}

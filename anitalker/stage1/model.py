@@ -29,6 +29,8 @@ class Stage1Config(Config):
     projector: str = "lmd"                               # 'lmd' (orthonormal basis) or 'fc' (free linear decode)
     blur_kernel: tuple = (1, 3, 3, 1)
     motion_res: int = 0                                  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
+    motion_keypoints: int = 0                            # with motion_res: K soft-argmax keypoints beside the map (28_stage1.train)
+    motion_global: bool = False                          # with motion_res: + the HAL-pooled w_a (targets need the full encoder)
     drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
                                                          # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see 28_stage1.train)
     rgb_from: str = "warped"                             # ToRGB reads 'warped' features (official) or the 'blend' with the
@@ -50,7 +52,7 @@ class MotionAutoencoder(nn.Module):
     def __init__(self, cfg:Stage1Config|None=None):
         super().__init__()
         self.cfg = c = default(cfg, Stage1Config.paper())
-        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel, c.motion_res)
+        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel, c.motion_res, c.motion_keypoints, c.motion_global)
         self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel, c.rgb_from)
 
     @classmethod

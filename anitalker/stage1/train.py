@@ -32,6 +32,8 @@ class Stage1TrainConfig(Config):
     preset: str = "tiny"               # model preset: 'tiny', 'paper' or 'lia'
     projector: str = "lmd"             # 'lmd' (orthonormal basis) or 'fc' (ablation)
     motion_res: int = 0                # 0: α from w_a (official); 8, 16, …: α from that encoder map (a spatial motion path)
+    motion_keypoints: int = 0          # with motion_res: K soft-argmax keypoint positions read beside the map (see 'keypoints')
+    motion_global: bool = False        # with motion_res: the HAL-pooled w_a added to the spatial feature (targets: full encoder)
     code_source: str = "encoder"       # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
                                        # (built-in data only; measures the renderer apart from the encoder)
     drive: str = "difference"          # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
@@ -93,7 +95,8 @@ class Stage1TrainConfig(Config):
     def model_config(self):
         sizes = {**({"widths": tuple(self.widths)} if self.widths else {}), **({"style_dim": self.style_dim} if self.style_dim else {})}
         return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
-                                   motion_res=self.motion_res, rgb_from=self.rgb_from, **sizes)
+                                   motion_res=self.motion_res, motion_keypoints=self.motion_keypoints,
+                                   motion_global=self.motion_global, rgb_from=self.rgb_from, **sizes)
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
