@@ -11,10 +11,7 @@ expected = cfg_keys + "lib_name user branch license status min_python audience l
 for o in expected: assert o in cfg, "missing expected setting: {}".format(o)
 setup_cfg = {o: cfg[o] for o in cfg_keys}
 
-licenses = {
-    'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License'),
-    'mit': ('MIT License', 'OSI Approved :: MIT License'),
-}
+licenses = {'apache2': 'Apache-2.0', 'mit': 'MIT'}   # SPDX expressions (no License :: classifier: setuptools >= 77)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 py_versions = '3.10 3.11 3.12'.split()
 
@@ -23,21 +20,24 @@ def reqs(key): return shlex.split(cfg.get(key, '').strip())
 requirements = reqs('requirements')
 if cfg.get('pip_requirements'): requirements += reqs('pip_requirements')
 min_python = cfg['min_python']
-lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
+lic = licenses.get(cfg['license'].lower(), cfg['license'])
 
 setuptools.setup(
     name=cfg['lib_name'],
-    license=lic[0],
+    license=lic,
+    license_files=['LICENSE'],
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
                  'Natural Language :: ' + cfg['language'].title()] +
-                ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]] +
-                (['License :: ' + lic[1]] if lic[1] else []),
+                ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['anitalker', 'anitalker.*']),
-    include_package_data=True,
+    # package data: the official model manifests, and the experiment notebooks with their presets (anitalker/experiments
+    # is a link to nbs/experiments, so `anitalker experiment` and `anitalker quickstart` work from a wheel)
+    package_data={'anitalker': ['reference/*.json', 'experiments/*.ipynb', 'experiments/params/*.yaml']},
+    include_package_data=False,
     install_requires=requirements,
-    extras_require={'dev': reqs('dev_requirements'), 'identity': reqs('identity_requirements')},
+    extras_require={'dev': reqs('dev_requirements'), 'faces': reqs('faces_requirements')},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

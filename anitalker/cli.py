@@ -34,7 +34,7 @@ def read_params(path=None, # YAML file of flat parameters, or None
     return d
 
 # %% ../nbs/90_cli.ipynb #d7884ab6
-EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent.parent/"nbs"/"experiments"
+EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent/"experiments"   # a link to nbs/experiments, shipped in the wheel
 
 def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dict of parameters
                    runs="runs", run_id:str|None=None, progress:bool=True) -> Path:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'atomic_open', 'atomic_write',
-           'atomic_save', 'make_run_dir', 'CheckpointError', 'load_checkpoint', 'env_info', 'load_manifest']
+__all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'atomic_open',
+           'atomic_write', 'atomic_save', 'make_run_dir', 'CheckpointError', 'load_checkpoint', 'env_info',
+           'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -201,6 +202,8 @@ def env_info() -> dict:
             "python": platform.python_version(), "numpy": np.__version__}
 
 # %% ../nbs/00_core.ipynb #081e8f5b
+FPS, SR = 25, 16_000   # the kit's video frame rate and audio sample rate (16 kHz: the only rate the official features use)
+
 import importlib.resources
 REFERENCE_DIR = Path(str(importlib.resources.files("anitalker")/"reference"))  # shipped as package data
 

@@ -122,6 +122,7 @@ def _truncate_log(path:Path, step:int):
 
 def plot_log(path, keys=None, ax=None, smooth:int=1):
     "Loss curves from a metrics.csv (one line per key, moving average over `smooth` rows)."
+    import matplotlib.pyplot as plt
     log = read_log(path); keys = default(keys, [k for k in log if k not in ("step", "time")])
     ax = default(ax, lambda: plt.subplots(figsize=(6, 3))[1])
     for k in keys:

@@ -15,11 +15,44 @@ def test_settings_are_nbdev2_with_the_pins_that_work_here():
     for pin in ["torch==2.14.1", "torchvision==0.29.1", "albumentations==2.0.8", "librosa==0.11.0", "lpips==0.1.4",
                 "mediapy==1.2.7", "imageio-ffmpeg==0.6.0", "opencv-python-headless>=4.10,<5", "accelerate==1.15.0"]:
         assert pin in req, pin
-    for pin in ["nbdev==2.4.14", "fastcore>=1.12.3,<2", "execnb==0.1.18", "papermill==2.7.0"]:
+    for pin in ["nbdev==2.4.14", "fastcore>=1.12.3,<2", "execnb==0.1.18"]:
         assert pin in dev, pin
+    assert "papermill==2.7.0" in req and "ipykernel" in req       # `anitalker experiment` / `quickstart` run notebooks: runtime
     assert "torchaudio" not in S["requirements"]
-    assert S["nodeps_requirements"].split() == ["mediapipe==0.10.21", "scikit-video==1.1.11", "invisible-watermark==0.2.0"]
+    assert S["nodeps_requirements"].split() == ["mediapipe==0.10.21"]
     assert S["console_scripts"].startswith("anitalker=")
+
+# what each dependency is imported as; a dependency nothing imports is dead weight for everyone who installs the kit
+IMPORTED_AS = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "opencv-python-headless": "cv2",
+               "albumentations": "albumentations", "librosa": "librosa", "lpips": "lpips", "mediapy": "mediapy",
+               "imageio-ffmpeg": "imageio_ffmpeg", "scikit-image": "skimage", "matplotlib": "matplotlib", "accelerate": "accelerate",
+               "transformers": "transformers", "einops": "einops", "tqdm": "tqdm", "pyyaml": "yaml", "mediapipe": "mediapipe",
+               "papermill": "papermill"}
+NOT_IMPORTED = {"soundfile": "librosa's audio reader", "tensorboard": "torch.utils.tensorboard's writer",
+                "ipykernel": "the kernel papermill runs notebooks in", "ipywidgets": "tqdm.auto's progress bars in notebooks",
+                "absl-py": "mediapipe", "attrs": "mediapipe", "flatbuffers": "mediapipe", "protobuf": "mediapipe"}
+
+def test_every_dependency_is_used():
+    code = "\n".join(p.read_text() for p in (ROOT/"anitalker").rglob("*.py"))
+    pkgs = [re.split(r"[=<>]", r)[0] for k in ("requirements", "faces_requirements", "nodeps_requirements") for r in S[k].split()]
+    for pkg in pkgs:
+        assert pkg in IMPORTED_AS or pkg in NOT_IMPORTED, f"{pkg}: say what imports it (IMPORTED_AS) or why it is needed"
+        if pkg in IMPORTED_AS: assert re.search(rf"^\s*(from {IMPORTED_AS[pkg]}\b|import .*\b{IMPORTED_AS[pkg]}\b)", code, re.M), f"nothing imports {pkg}"
+
+def test_the_package_ships_its_license_experiments_and_manifests():
+    assert (ROOT/"LICENSE").read_text().lstrip().startswith("Apache License") and S["license"] == "apache2"
+    exp = ROOT/"anitalker"/"experiments"
+    assert exp.is_symlink() and exp.resolve() == (ROOT/"nbs"/"experiments").resolve()
+    setup = (ROOT/"setup.py").read_text()
+    for pat in ["reference/*.json", "experiments/*.ipynb", "experiments/params/*.yaml"]: assert pat in setup, pat
+
+def test_notebooks_carry_no_widget_state():
+    for nb in NOTEBOOKS:
+        d = json.loads(nb.read_text())
+        assert "widgets" not in d["metadata"], f"{nb.name}: saved with widget state (clear it)"
+        for c in d["cells"]:
+            for o in c.get("outputs", []):
+                assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {}), f"{nb.name}: a widget output is saved"
 
 def test_readme_shows_the_two_commands_first():
     readme = (ROOT / "README.md").read_text()

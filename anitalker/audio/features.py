@@ -8,16 +8,15 @@ import math, hashlib, re
 from pathlib import Path
 import numpy as np, torch
 from scipy.fft import dct
-from ..core import default, atomic_open
+from ..core import default, atomic_open, SR
 
 # %% auto #0
-__all__ = ['SR', 'MFCC_WIN', 'MFCC_HOP', 'NFFT', 'NFILT', 'NUMCEP', 'PREEMPH', 'LIFTER', 'HUBERT_WIN', 'HUBERT_HOP',
-           'MFCC39_PARAMS', 'HUBERT_WEIGHT_FILES', 'check_wav', 'load_audio', 'hz2mel', 'mel2hz', 'mel_filterbank',
-           'preemphasis', 'frame_signal', 'mfcc13', 'delta', 'mfcc39', 'mfcc_for_video', 'normalize_wav',
-           'hubert_n_frames', 'load_hubert', 'hubert_hidden_states', 'hubert_for_video', 'audio_sha256', 'FeatureCache']
+__all__ = ['MFCC_WIN', 'MFCC_HOP', 'NFFT', 'NFILT', 'NUMCEP', 'PREEMPH', 'LIFTER', 'HUBERT_WIN', 'HUBERT_HOP', 'MFCC39_PARAMS',
+           'HUBERT_WEIGHT_FILES', 'check_wav', 'load_audio', 'hz2mel', 'mel2hz', 'mel_filterbank', 'preemphasis',
+           'frame_signal', 'mfcc13', 'delta', 'mfcc39', 'mfcc_for_video', 'normalize_wav', 'hubert_n_frames',
+           'load_hubert', 'hubert_hidden_states', 'hubert_for_video', 'audio_sha256', 'FeatureCache']
 
 # %% ../../nbs/15_audio.features.ipynb #a4f41ad3
-SR = 16_000                      # the only sample rate the official features use
 MFCC_WIN, MFCC_HOP = 400, 160    # 25 ms window, 10 ms hop
 NFFT, NFILT, NUMCEP = 512, 26, 13
 PREEMPH, LIFTER = 0.97, 22

@@ -8,17 +8,16 @@ import os, json, shutil, tempfile, random, contextlib
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
-from ..core import exists, default, atomic_write
+from ..core import exists, default, atomic_write, FPS, SR
 from .media import write_video, write_wav, read_video, read_audio
 
 # %% auto #0
-__all__ = ['ATTR_KEYS', 'FPS', 'SR', 'GT_CODE', 'clip_dir', 'write_clip', 'write_dropped', 'clip_done', 'scan_clips',
-           'write_manifest', 'Clip', 'list_clips', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment',
-           'gt_code', 'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
+__all__ = ['ATTR_KEYS', 'GT_CODE', 'clip_dir', 'write_clip', 'write_dropped', 'clip_done', 'scan_clips', 'write_manifest', 'Clip',
+           'list_clips', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment', 'gt_code',
+           'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
 
 # %% ../../nbs/14_data.datasets.ipynb #28fbcf65
 ATTR_KEYS = ("yaw", "pitch", "roll", "location", "scale")   # required per-frame attributes
-FPS, SR = 25, 16000                                          # the kit's video frame rate and audio sample rate
 
 def clip_dir(root, speaker:str, clip:str) -> Path: return Path(root)/"clips"/speaker/clip
 

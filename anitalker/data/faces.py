@@ -27,7 +27,10 @@ def as_frames(frames, # (T,H,W,3) or (H,W,3) uint8 RGB
 
 def _mp():
     "The MediaPipe `solutions` namespace (imported on first use; it takes about a second)."
-    import mediapipe as mp
+    try: import mediapipe as mp
+    except ImportError as e:
+        raise ImportError("face detection needs MediaPipe, installed apart because its metadata pins numpy<2: "
+                          "pip install 'anitalker[faces]' && pip install --no-deps mediapipe==0.10.21 (make setup does both)") from e
     return mp.solutions
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ import numpy as np
 from tqdm.auto import tqdm
 from ..core import Config, exists, default, atomic_write
 from .media import probe, iter_video, read_audio, MediaError
-from .datasets import write_clip, write_dropped, write_manifest, scan_clips, clip_dir, FPS, SR
+from ..core import FPS, SR
+from .datasets import write_clip, write_dropped, write_manifest, scan_clips, clip_dir
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'PrepConfig', 'discover_videos', 'filter_reason', 'prepare_video', 'select_per_speaker',

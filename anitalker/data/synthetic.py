@@ -11,7 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np, cv2
 from tqdm.auto import tqdm
 from ..core import exists, default
-from .datasets import write_clip, clip_done, write_manifest, FPS, SR
+from ..core import FPS, SR
+from .datasets import write_clip, clip_done, write_manifest
 
 # %% auto #0
 __all__ = ['VOWELS', 'FEATURES', 'Identity', 'sample_identity', 'rotation', 'Head', 'background', 'render_frame', 'syllables',

@@ -8,10 +8,10 @@ import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
-from ..core import exists, default
+from ..core import exists, default, FPS, SR
 from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video
 from ..data.datasets import to_tensor
-from ..audio.features import mfcc_for_video, SR
+from ..audio.features import mfcc_for_video
 from ..stage1.model import MotionAutoencoder, Stage1Config, render_context
 from ..stage2.generator import MotionGenerator, Stage2Config, VARIANTS
 from ..stage2.sampling import sample_motion
@@ -20,8 +20,8 @@ from .crop import load_image, portrait_crop, paste_back as paste_frames, ImageEr
 from .watermark import embed_watermark, payload_bits, run_hash
 
 # %% auto #0
-__all__ = ['FPS', 'SAMPLES_PER_FRAME', 'TalkingHead', 'load_speech', 'n_frames_of', 'parse_controls', 'audio_features',
-           'format_times', 'generate', 'load_stage1_any', 'reenact']
+__all__ = ['SAMPLES_PER_FRAME', 'TalkingHead', 'load_speech', 'n_frames_of', 'parse_controls', 'audio_features', 'format_times',
+           'generate', 'load_stage1_any', 'reenact']
 
 # %% ../../nbs/42_infer.pipeline.ipynb #cec2aa98
 @dataclass
@@ -67,7 +67,6 @@ class TalkingHead:
         return cls(ae, gen, MotionNorm(gen.cfg.motion_dim).eval(), label=f"official {Path(stage1).name}+{Path(stage2).name}", hubert=hubert)
 
 # %% ../../nbs/42_infer.pipeline.ipynb #6f3850c1
-FPS = 25
 SAMPLES_PER_FRAME = SR // FPS   # 640
 
 def load_speech(path) -> np.ndarray: # (N,) float32 at 16 kHz

@@ -42,7 +42,7 @@ class Stage1TrainConfig(Config):
     widths: tuple|None = None          # encoder/renderer channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
     style_dim: int|None = None         # latent width (None: the preset's; tiny 256)
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
-    data_dir: str = "data/synthetic_quickstart/seed0"
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the tiny_cpu presets make
     held_out: int = 2                  # the last N speakers (sorted) are never trained on (evaluation)
     lr: float = 2e-3
     betas: tuple = (0.0, 0.99)         # StyleGAN2 / LIA Adam betas

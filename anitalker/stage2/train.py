@@ -28,7 +28,7 @@ RUN_KEYS2 = ("out_dir", "num_processes", "stage1_run", "make_data", "data_ids", 
 class Stage2TrainConfig(Config):
     preset: str = "tiny"               # generator preset: 'tiny' (CPU) or 'paper' (official sizes)
     variant: str = "mfcc_full_control" # one of the five official variants
-    data_dir: str = "data/synthetic_quickstart/seed0"
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the tiny_cpu presets make
     latents: str = "runs/stage1_train/latents"   # α and w_a per frame, written by stage 1
     held_out: int = 2                  # the last N speakers: never trained on
     window: int = 125                  # frames per training window (paper: 125 = 5 s)
