@@ -11,7 +11,7 @@ from .encoder import width_of, resolutions
 from .lmd import Direction, LinearDecode
 
 # %% auto #0
-__all__ = ['RGB_FROM', 'identity_grid', 'warp', 'ToFlow', 'ToRGB', 'Synthesis', 'flow_to_rgb']
+__all__ = ['RGB_FROM', 'identity_grid', 'warp', 'ToFlow', 'ToRGB', 'Synthesis']
 
 # %% ../../nbs/22_stage1.renderer.ipynb #64f5b72c
 _GRIDS = {}
@@ -122,11 +122,3 @@ class Synthesis(nn.Module):
                 rgb = to_rgb(warped if self.rgb_from == "warped" else x, rgb)
             if return_flows: flows.append((flow, mask))
         return (rgb, flows) if return_flows else rgb
-
-# %% ../../nbs/22_stage1.renderer.ipynb #9800d1cc
-def flow_to_rgb(flow:torch.Tensor) -> torch.Tensor: # (H,W,2) offsets
-    "Colour-code a flow field: hue = direction, saturation = magnitude (relative to the max)."
-    import colorsys, numpy as np
-    f = flow.detach().float().cpu().numpy(); mag = np.linalg.norm(f, axis=-1); ang = (np.arctan2(f[..., 1], f[..., 0]) + np.pi) / (2 * np.pi)
-    s = mag / (mag.max() + 1e-8)
-    return torch.tensor(np.vectorize(lambda h, s: colorsys.hsv_to_rgb(h, s, 1.0), otypes=[float, float, float])(ang, s)).permute(1, 2, 0)
