@@ -9,7 +9,7 @@ import torch
 from .core import env_info, seed_everything, default
 from .stage1.model import MotionAutoencoder, render_context
 from .metrics.image import psnr
-from .stage1.train import load_stage1
+from .stage1.model import load_stage1
 
 # %% auto #0
 __all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'random_hubert', 'e2e_once', 'bench_e2e',
@@ -31,8 +31,8 @@ def bench_portrait(size:int=256) -> torch.Tensor: # (1,3,size,size) in [-1,1]
     return img if size == 256 else torch.nn.functional.interpolate(img, size=(size, size), mode="area")
 
 def load_any_stage1(path) -> MotionAutoencoder:
-    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt` (see `infer.pipeline.load_stage1_any`)."
-    from anitalker.infer.pipeline import load_stage1_any
+    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt` (see `infer.loading.load_stage1_any`)."
+    from anitalker.infer.loading import load_stage1_any
     return load_stage1_any(path)[0]
 
 def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0,
@@ -94,13 +94,13 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     from PIL import Image
     from skimage import data as skdata
     from anitalker.stage2.generator import MotionGenerator
-    from anitalker.stage2.train import MotionNorm
+    from anitalker.stage2.generator import MotionNorm
     from anitalker.data.media import write_wav
-    from anitalker.infer.pipeline import TalkingHead, generate
+    from anitalker.infer.pipeline import TalkingHeadPipeline, generate
     seed_everything(seed, deterministic=False)
     ae, gen = MotionAutoencoder.from_preset(preset).eval(), MotionGenerator.from_preset(preset, variant=variant).eval()
     hub = random_hubert(gen.cfg.audio_dim, gen.cfg.n_hubert_layers - 1) if variant.startswith("hubert") else None
-    th = TalkingHead(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub)
+    th = TalkingHeadPipeline(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub)
     t = np.arange(int(seconds * 16000)) / 16000
     wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(np.float32)   # syllable-like bursts
     with tempfile.TemporaryDirectory() as d:

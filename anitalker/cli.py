@@ -4,275 +4,16 @@
 
 # %% ../nbs/90_cli.ipynb #e9247c68
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, sys
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")   # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
-from dataclasses import dataclass, field
 from pathlib import Path
-import torch
-from tqdm.auto import tqdm
 import anitalker
-from .core import Config, seed_everything, env_info, make_run_dir, atomic_write, CheckpointError
+from .core import env_info, CheckpointError
+from .jobs.runner import read_params, run_experiment
+from .jobs.quickstart import QuickstartConfig, run_quickstart
 
 # %% auto #0
-__all__ = ['EXPERIMENTS_DIR', 'QS_STAGE1_RECIPE', 'read_params', 'run_experiment', 'QuickstartConfig', 'run_quickstart',
-           'build_parser', 'main']
-
-# %% ../nbs/90_cli.ipynb #b7c2070f
-def read_params(path=None, # YAML file of flat parameters, or None
-                sets=(), # ['key=value', ...]; values parsed as YAML ('3' -> 3, 'none' -> 'none', '[1,2]' -> list)
-               ) -> dict:
-    "Flat experiment parameters from a YAML file with command-line overrides."
-    import yaml
-    d = {}
-    if path:
-        if not Path(path).is_file(): raise FileNotFoundError(f"params file {str(path)!r} does not exist")
-        d = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(d, dict): raise ValueError(f"params file {str(path)!r} must hold a mapping of parameters, got {type(d).__name__}")
-    for kv in sets:
-        if "=" not in kv: raise ValueError(f"--set expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1); d[k.strip()] = yaml.safe_load(v)
-    return d
-
-# %% ../nbs/90_cli.ipynb #d7884ab6
-EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent/"experiments"   # a link to nbs/experiments, shipped in the wheel
-
-def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dict of parameters
-                   runs="runs", run_id:str|None=None, progress:bool=True) -> Path:
-    "Execute an experiment notebook into runs/<id>/ (papermill); returns the run folder."
-    import hashlib, datetime, papermill as pm
-    nb = EXPERIMENTS_DIR/f"{name}.ipynb"
-    if not nb.exists():
-        have = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.ipynb"))
-        raise FileNotFoundError(f"no experiment notebook {str(nb)!r}; available: {have}")
-    if params and not Path(params).suffix:                           # a preset name: params/<stage>_<name>.yaml, else params/<name>.yaml
-        own = EXPERIMENTS_DIR/"params"/f"{name.split('_')[0]}_{params}.yaml"
-        params = own if name.split("_")[0] != "stage1" and own.exists() else EXPERIMENTS_DIR/"params"/f"{params}.yaml"
-        if not params.exists(): raise FileNotFoundError(f"no params preset {str(params)!r}; available: {sorted(p.stem for p in (EXPERIMENTS_DIR/'params').glob('*.yaml'))}")
-    P = read_params(params, () if isinstance(sets, dict) else sets)
-    if isinstance(sets, dict): P.update(sets)
-    h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
-    out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)
-    P["out_dir"] = str(out)
-    pm.execute_notebook(str(nb), str(out/f"{name}.ipynb"), parameters=P, progress_bar=progress, log_output=False, kernel_name="python3",
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"])    # no 'kernel over TCP without encryption' warning per run
-    return out
-
-# %% ../nbs/90_cli.ipynb #67e8aa0b
-QS_STAGE1_RECIPE = {}   # the learning recipe is params/tiny_cpu.yaml itself (issue 16); quickstart-only overrides go here
-
-@dataclass
-class QuickstartConfig(Config):
-    "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
-    seed: int = 0
-    data_dir: str = "data/synthetic/tiny_cpu_large"   # the tiny_cpu presets' built-in data (made once, then reused)
-    stage1_steps: int = 1750     # the tiny_cpu recipe: 0.52 s/step on a 2-core AVX2 EPYC, 15.3 min (+1.1 min diagnostics, +2 min evaluation)
-    stage2_steps: int = 600      # 5.1 min there with evaluation
-    gen_steps: int = 50          # DDIM steps of the generated videos
-    stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml
-    stage2: dict = field(default_factory=dict)                             # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
-
-    def with_sets(self, sets=()):
-        "A copy with `KEY=VALUE` overrides: `stage1_steps=5`, `stage1.held_out=2`, `stage2.window=16` (values parsed as YAML)."
-        d = self.to_dict(); d["stage1"], d["stage2"] = dict(d["stage1"]), dict(d["stage2"])
-        for k, v in read_params(None, sets).items():
-            stage, _, key = k.partition(".")
-            if key and stage in ("stage1", "stage2"): d[stage][key] = v
-            elif key or k not in d or k in ("stage1", "stage2"):
-                raise KeyError(f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, stage1.<stage1_train parameter>, stage2.<stage2_train parameter>")
-            else: d[k] = v
-        return type(self).from_dict(d)
-
-def _quickstart_params(cfg, out):
-    "The parameters of each papermill phase (over the presets)."
-    for k in ("stage1_steps", "stage2_steps", "gen_steps"):
-        v = getattr(cfg, k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
-    base = read_params(EXPERIMENTS_DIR/"params"/"tiny_cpu.yaml")
-    s1 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage1_steps, **cfg.stage1}
-    held = s1.get("held_out", base["held_out"])
-    if not isinstance(held, int) or held < 2: raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
-    s2 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage2_steps, "held_out": held, "stage1_run": str(out/"stage1"), **cfg.stage2}
-    gen = {"jobs": str(out/"inputs"/"jobs.csv"), "run": str(out), "steps": cfg.gen_steps, "seed": cfg.seed, "crop": "none"}
-    return {"stage1": ("stage1_train", s1), "stage2": ("stage2_train", s2), "generate": ("generate", gen)}, held
-
-def _last_step(path) -> int:
-    "The step of the last row of a trainer's metrics.csv (0 if none yet)."
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2); f.seek(max(0, f.tell() - 4096)); lines = f.read().decode(errors="ignore").strip().splitlines()
-        return int(float(lines[-1].split(",")[0])) if len(lines) > 1 or (lines and not lines[-1].startswith("step")) else 0
-    except (OSError, ValueError, IndexError): return 0
-
-class _StepWatch:
-    "A progress bar over a training run in another process: polls the step in its metrics.csv."
-    def __init__(self, csv, total, desc, enabled=True):
-        import threading
-        self.csv, self.total, self.desc, self.enabled, self.stop = Path(csv), total, desc, enabled, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-    def _update(self):
-        s = min(_last_step(self.csv), self.total)
-        if s > self.bar.n: self.bar.update(s - self.bar.n)
-        if s >= self.total: self.bar.set_postfix_str("training done; evaluating")
-    def _run(self):
-        while not self.stop.wait(1.0): self._update()
-    def __enter__(self):
-        if self.enabled: self.bar = tqdm(total=self.total, desc=self.desc, unit="step", dynamic_ncols=True); self.thread.start()
-        return self
-    def __exit__(self, *exc):
-        if self.enabled: self.stop.set(); self.thread.join(); self._update(); self.bar.close()
-
-def _quickstart_inputs(cfg, out, held):
-    "A held-out identity's portrait and another held-out speaker's audio; the jobs CSV of the generate phase."
-    import shutil, csv
-    from PIL import Image
-    from anitalker.data.datasets import list_clips
-    from anitalker.stage1.train import split_speakers
-    _, test = split_speakers(cfg.data_dir, held)
-    a, b = list_clips(cfg.data_dir, [test[0]])[0], list_clips(cfg.data_dir, [test[-1]])[0]
-    d = out/"inputs"; d.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(a.frames()[0]).save(d/"portrait.png"); shutil.copyfile(b.path/"audio.wav", d/"audio.wav")
-    with open(d/"jobs.csv", "w", newline="") as f:
-        w = csv.writer(f); w.writerow(["name", "image", "audio", "seed"])
-        for s in (cfg.seed, cfg.seed + 1): w.writerow([f"seed{s}", "portrait.png", "audio.wav", s])
-    return {"portrait_speaker": a.speaker, "portrait_clip": str(a.path), "audio_speaker": b.speaker, "audio_clip": str(b.path)}
-
-def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a finished phase with the same parameters is reused)
-                   cfg:QuickstartConfig|None=None, progress:bool=True) -> dict:
-    "The main job: stage 1 → latents → stage 2 → generation (papermill), then `metrics.json`, `report.html` and `quickstart.mp4` in `out`."
-    import shutil
-    cfg = cfg or QuickstartConfig(); out = Path(out).absolute()
-    phases, held = _quickstart_params(cfg, out)                    # bad values fail here, before anything is written
-    run = make_run_dir(out.parent, out.name, cfg=cfg); t_all = time.time()
-    say = (lambda s: tqdm.write(f"[quickstart] {s}", file=sys.stderr)) if progress else (lambda s: None)
-    timing, rerun, inputs = {}, False, None
-    for i, (name, (nb, P)) in enumerate(phases.items()):
-        d = run/name; stamp = d/"quickstart_params.json"; want = json.dumps(P, sort_keys=True, default=str)
-        if d.exists() and (rerun or not stamp.exists() or stamp.read_text() != want): shutil.rmtree(d)   # other inputs: this phase afresh
-        if name == "generate": inputs = _quickstart_inputs(cfg, run, held)
-        if (d/"metrics.json").exists():
-            say(f"{i + 1}/3 {name}: reusing the finished run in {d}"); timing[name] = "reused"; continue
-        rerun = True; d.mkdir(parents=True, exist_ok=True); atomic_write(stamp, want)
-        steps = P.get("steps") if name != "generate" else None
-        if name == "stage1" and not (Path(cfg.data_dir)/"manifest.json").exists():
-            say(f"the built-in data is made first, once, in {cfg.data_dir} (about 30 s on 2 cores)")
-        say(f"{i + 1}/3 {name}: " + (f"{steps} training steps, then evaluation on held-out speakers (notebook: {d/(nb + '.ipynb')})"
-                                     if steps else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s audio"))
-        t0 = time.time()
-        try:
-            if steps:
-                with _StepWatch(d/"metrics.csv", steps, f"{name} training", progress): run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
-            else: run_experiment(nb, None, P, runs=run, run_id=name, progress=progress)
-        except Exception as e:
-            ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
-            raise RuntimeError(f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is {str(d/(nb + '.ipynb'))!r}") from None
-        timing[name] = round(time.time() - t0, 1); say(f"{name}: {timing[name]:.0f} s")
-    say("report")
-    rep = _quickstart_report(cfg, run, inputs, timing, round(time.time() - t_all, 1))
-    say(f"done in {rep['total_seconds']:.0f} s: {run/'report.html'}")
-    return rep
-
-# %% ../nbs/90_cli.ipynb #161fdeb4
-def _png_uri(path):
-    import base64
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
-
-def _frame_change(v) -> float:
-    "Mean absolute change between consecutive frames (0-255): how much a video moves."
-    import numpy as np
-    return round(float(np.abs(np.diff(v.astype(np.float32), axis=0)).mean()), 3) if len(v) > 1 else 0.0
-
-def _table(rows):
-    import html
-    return "<table>" + "".join("<tr>" + "".join(f"<{t}>{html.escape(str(c))}</{t}>" for c in r) + "</tr>"
-                               for t, r in (("th" if i == 0 else "td", r) for i, r in enumerate(rows))) + "</table>"
-
-def _quickstart_report(cfg, run, inputs, timing, total) -> dict:
-    "metrics.json, figures/frames.png + losses.png, quickstart.mp4 and a self-contained report.html from the phases' outputs."
-    import csv, shutil, html, numpy as np, matplotlib.pyplot as plt
-    from anitalker.data.media import read_video
-    from anitalker.data.datasets import Clip
-    from anitalker.infer.watermark import detect_watermark
-    from PIL import Image
-    from anitalker.train import plot_log, read_log
-    m1, m2, mg = (json.loads((run/p/"metrics.json").read_text()) for p in ("stage1", "stage2", "generate"))
-    with open(run/"generate"/"results.csv", newline="") as f: res = list(csv.DictReader(f))
-    bad = [f"{r['name']}: {r['error']}" for r in res if r["ok"] != "True"]
-    if bad or not res: raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run/'generate'/'generate.ipynb')!r}")
-    vids = [read_video(r["video"], fps=None) for r in res]
-    real = Clip.open(inputs["audio_clip"]).frames(); portrait = np.asarray(Image.open(run/"inputs"/"portrait.png"))
-    shutil.copyfile(res[0]["video"], run/"quickstart.mp4")
-    wm = detect_watermark(run/"quickstart.mp4", run=mg["label"])
-    T = min(len(v) for v in vids)
-    gen = {"video": str(run/"quickstart.mp4"), "videos": [r["video"] for r in res], "frames": T, "seconds_per_video": mg["seconds_per_video"],
-           "watermark_found": bool(wm["found"]), "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
-           "frame_change": [_frame_change(v) for v in vids], "frame_change_real": _frame_change(real),
-           "seed_difference": round(float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean()), 3), "label": mg["label"]}
-    fig_dir = run/"figures"; fig_dir.mkdir(exist_ok=True)
-    idx = np.linspace(0, T - 1, 8).round().astype(int)
-    rows = [("real video of the audio's speaker", real), *((f"generated, {r['name']}", v) for r, v in zip(res, vids))]
-    fig, ax = plt.subplots(len(rows), len(idx) + 1, figsize=(1.3 * (len(idx) + 1) + 1.6, 1.5 * len(rows)), squeeze=False)
-    for a in ax.flat: a.axis("off")
-    ax[1, 0].imshow(portrait); ax[1, 0].set_title("portrait", fontsize=7)
-    for r, (title, v) in enumerate(rows):
-        for j, t in enumerate(idx):
-            if t < len(v): ax[r, j + 1].imshow(v[t])
-            if r == 0: ax[r, j + 1].set_title(f"{t / 25:.1f} s", fontsize=7)
-        ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right", va="center", fontsize=7)
-    fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25); fig.savefig(fig_dir/"frames.png", dpi=90); plt.close(fig)
-    k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in read_log(run/"stage1"/"metrics.csv")]
-    k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in read_log(run/"stage2"/"metrics.csv")]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3))
-    plot_log(run/"stage1"/"metrics.csv", k1, ax=ax[0], smooth=3); ax[0].set_title("stage 1 losses"); ax[0].legend(fontsize=7); ax[0].set_xlabel("step")
-    plot_log(run/"stage2"/"metrics.csv", k2, ax=ax[1], smooth=3); ax[1].set_title("stage 2 losses"); ax[1].set_yscale("log"); ax[1].legend(fontsize=7); ax[1].set_xlabel("step")
-    plt.tight_layout(); fig.savefig(fig_dir/"losses.png", dpi=80); plt.close(fig)
-    drop = ("config", "env")
-    metrics = {"kit_version": anitalker.__version__, "stage1": {k: v for k, v in m1.items() if k not in drop},
-               "stage2": {k: v for k, v in m2.items() if k not in drop}, "generate": gen, "inputs": inputs,
-               "seconds": timing, "total_seconds": total, "config": cfg.to_dict(), "env": env_info()}
-    atomic_write(run/"metrics.json", json.dumps(metrics, indent=1))
-    sr, lk, ev = m1["self_reenactment"], m1.get("leakage") or {}, m2["eval"]
-    dg = m1.get("diagnostics") or {}; cr, sp = dg.get("cross_reenactment"), dg.get("spread")
-    from anitalker.metrics.stage1 import probe_table
-    probes = probe_table(dg).splitlines()
-    probe_rows = [[c.strip() for c in l.strip("|").split("|")] for l in probes if not l.startswith("|---")] if dg.get("probe") else [["(no probes)"]]
-    fig1 = lambda name, title: (f"<h3>{title}</h3><img src=\"{_png_uri(run/'stage1'/'figures'/name)}\">" if (run/"stage1"/"figures"/name).exists() else "")
-    f3 = lambda x: "—" if x is None else f"{x:.3f}"
-    numbers = [["what", "value", "read it as"],
-        ["stage 1: held-out self-reenactment PSNR", f"{sr['psnr']:.2f} dB", f"copying the source frame gives {sr['copy_psnr']:.2f} dB"],
-        ["stage 1: held-out SSIM", f3(sr["ssim"]), f"copy baseline {f3(sr['copy_ssim'])}"],
-        ["stage 1: motion effect", f"{sr['motion_effect_psnr']:.1f} dB", "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored"],
-        ["stage 1: identity leakage into α", f3(lk.get("accuracy")), f"linear probe accuracy; chance {f3(lk.get('chance'))}"],
-        *([["stage 1: exact cross-reenactment PSNR", f"{cr['psnr']:.2f} dB", f"held-out A driven by B against the exact render of A with B's factors; copying A gives {cr['copy_psnr']:.2f} dB"]] if cr else []),
-        *([["stage 1: α within clips vs across speakers", f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}", f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)"]] if sp else []),
-        ["stage 2: mouth r (held-out)", f3(ev["mouth_r"]), f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6"],
-        ["stage 2: pose-control r", f3(ev["pose_r"]), "requested vs generated head pose"],
-        ["stage 2: seeds", f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}", "different heads, the same lips"],
-        ["generated: frame change", ", ".join(f"{x:.2f}" for x in gen["frame_change"]), f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}"],
-        ["generated: seed difference", f"{gen['seed_difference']:.2f}", "mean |seed 0 − seed 1| (0-255)"],
-        ["generated: watermark", f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND", gen["label"]]]
-    times = [["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]
-    e = env_info(); envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>AniTalker kit quickstart</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;margin:.5em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>AniTalker kit quickstart</h1>
-<p>Both stages trained on the built-in synthetic data ({html.escape(str(cfg.data_dir))}), tiny presets; identities and audio
-below were never trained on: portrait of <b>{inputs['portrait_speaker']}</b>, audio of <b>{inputs['audio_speaker']}</b>.
-Run folder: {html.escape(str(run))}. Kit {anitalker.__version__}.</p>
-<video src="quickstart.mp4" controls loop width="256"></video>
-<h2>Frames</h2><img src="{_png_uri(fig_dir/'frames.png')}">
-<h2>Numbers</h2>{_table(numbers)}
-<h2>Loss curves</h2><img src="{_png_uri(fig_dir/'losses.png')}">
-<h2>Stage 1 on held-out speakers</h2><p>source / target / reconstruction / cross-reenactment</p><img src="{_png_uri(run/'stage1'/'figures'/'reenactment.png')}">
-<h3>What the motion code carries (linear-probe R² per ground-truth factor, held-out speakers; 1 = all of it, ≤ 0 = nothing)</h3>{_table(probe_rows)}
-{fig1('cross_truth.png', 'Cross-reenactment against the exact ground truth')}{fig1('diagnostics.png', 'The diagnostics over training')}
-<h2>Stage 2 on a held-out speaker</h2><img src="{_png_uri(run/'stage2'/'figures'/'mouth_and_pose.png')}">
-<h2>Time</h2>{_table(times)}{_table(envrow)}
-<p>Executed notebooks: stage1/stage1_train.ipynb, stage2/stage2_train.ipynb, generate/generate.ipynb. All numbers: metrics.json.</p>
-</body></html>"""
-    atomic_write(run/"report.html", page)
-    return {**metrics, "report": str(run/"report.html")}
+__all__ = ['build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #d01a3c32
 def _positive_int(s):
@@ -415,7 +156,7 @@ def _dispatch(args) -> int:
     if args.command == "experiment":
         print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
     if args.command == "generate":
-        from anitalker.infer.pipeline import generate, TalkingHead
+        from anitalker.infer.pipeline import generate, TalkingHeadPipeline
         if args.pose is not None and args.pose_file is not None: raise ValueError("give --pose or --pose-file, not both")
         pose = args.pose_file
         if args.pose is not None:
@@ -425,7 +166,7 @@ def _dispatch(args) -> int:
         official = [args.stage1, args.stage2, args.variant]
         if (args.run is None) == all(v is None for v in official) or (args.run is None and None in official):
             raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
-        th = TalkingHead.from_run(args.run, args.hubert) if args.run else TalkingHead.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset)
+        th = TalkingHeadPipeline.from_run(args.run, args.hubert) if args.run else TalkingHeadPipeline.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset)
         generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose, location=args.location,
                  scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch)
         return 0

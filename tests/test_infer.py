@@ -9,7 +9,7 @@ from skimage import data as skdata
 from anitalker.stage1.model import MotionAutoencoder
 from anitalker.stage2.generator import MotionGenerator
 from anitalker.data.media import ffmpeg_exe, probe, read_video
-from anitalker.infer.pipeline import TalkingHead, generate
+from anitalker.infer.pipeline import TalkingHeadPipeline, generate
 from anitalker.infer.watermark import detect_watermark
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -32,7 +32,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def th(files):
-    return TalkingHead.from_official(files/"stage1.ckpt", files/"stage2_mfcc_full_control.ckpt", "mfcc_full_control", preset="tiny")
+    return TalkingHeadPipeline.from_official(files/"stage1.ckpt", files/"stage2_mfcc_full_control.ckpt", "mfcc_full_control", preset="tiny")
 
 def cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "anitalker.cli", *map(str, args)], env=ENV, capture_output=True, text=True, timeout=timeout)

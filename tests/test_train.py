@@ -3,7 +3,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest, torch, yaml
 from anitalker.data.synthetic import make_dataset
-from anitalker.train import read_log
+from anitalker.engine.trainer import read_log
 from anitalker.core import load_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -13,8 +13,8 @@ from .media import write_video, write_wav, read_video, read_audio
 
 # %% auto #0
 __all__ = ['ATTR_KEYS', 'GT_CODE', 'clip_dir', 'write_clip', 'write_dropped', 'clip_done', 'scan_clips', 'write_manifest', 'Clip',
-           'list_clips', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment', 'gt_code',
-           'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
+           'list_clips', 'split_speakers', 'feature_path', 'extract_features', 'to_tensor', 'negative_augment',
+           'gt_code', 'Stage1PairDataset', 'seed_worker', 'latent_path', 'Stage2WindowDataset']
 
 # %% ../../nbs/14_data.datasets.ipynb #28fbcf65
 ATTR_KEYS = ("yaw", "pitch", "roll", "location", "scale")   # required per-frame attributes
@@ -111,6 +111,14 @@ def list_clips(root, speakers=None) -> list[Clip]:
     keep = set(speakers) if exists(speakers) else None
     return [Clip.open(d) for spk in sorted(base.iterdir()) if spk.is_dir() and (keep is None or spk.name in keep)
             for d in sorted(spk.iterdir()) if not d.name.startswith(".") and (d/"meta.json").exists()]
+
+# %% ../../nbs/14_data.datasets.ipynb #fa0947f4
+def split_speakers(data_dir, held_out:int=2) -> tuple[list, list]:
+    "(train speakers, held-out speakers) of a clips/ dataset."
+    spk = sorted({c.speaker for c in list_clips(data_dir)})
+    if len(spk) < held_out + 2: raise ValueError(f"{str(data_dir)!r} has {len(spk)} speaker(s); need at least {held_out + 2} "
+                                                 f"({held_out} held out + 2 to train the identity losses)")
+    return spk[:-held_out], spk[-held_out:]
 
 # %% ../../nbs/14_data.datasets.ipynb #99833d2a
 def feature_path(root, kind:str, speaker:str, clip:str) -> Path: return Path(root)/"features"/kind/speaker/f"{clip}.npy"

@@ -8,6 +8,7 @@ import math, os, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import exists, load_checkpoint
+from ..nn.image import ssim                                 # one SSIM in the kit
 
 # %% auto #0
 __all__ = ['VGG19_FILE', 'l1_loss', 'AntiAliasDownsample', 'find_torch_hub_file', 'VGG19Features', 'VGGPyramidLoss', 'PyramidL1',
@@ -98,7 +99,6 @@ class PyramidL1(nn.Module):
 class SSIMLoss(nn.Module):
     "1 - SSIM (the metric's Gaussian-window SSIM, differentiable): a weight-free structural term for CPU runs without ImageNet weights."
     def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each, H,W >= 11
-        from anitalker.metrics.image import ssim                              # one SSIM in the kit (metrics import this module)
         return 1 - ssim(pred, target).mean()
 
 # %% ../../nbs/25_losses.image.ipynb #73a00a4a

@@ -10,46 +10,10 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from ..core import exists, load_checkpoint
 
 # %% auto #0
-__all__ = ['psnr', 'gaussian_window', 'ssim', 'LPIPSMetric', 'identity_leakage_probe']
+__all__ = ['LPIPSMetric', 'identity_leakage_probe']
 
-# %% ../../nbs/50_metrics.image.ipynb #5ea3f1a0
-def psnr(a:torch.Tensor, # (B,C,H,W) in [-1,1]; clamped
-         b:torch.Tensor, # (B,C,H,W) in [-1,1]; clamped
-         data_range:float=2.0, # L: 2 for [-1,1] images
-        ) -> torch.Tensor: # (B,) in dB; inf where a == b
-    "Peak signal-to-noise ratio of each image pair."
-    if a.shape != b.shape or a.ndim != 4: raise ValueError(f"psnr needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = (a.clamp(-1, 1) - b.clamp(-1, 1)).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(data_range ** 2 / mse)
-
-# %% ../../nbs/50_metrics.image.ipynb #cced50c2
-def gaussian_window(k:int=11, # taps
-                    sigma:float=1.5, # std in pixels
-                    dtype=torch.float32, device=None) -> torch.Tensor: # (k,), sums to 1
-    "Normalised 1-D Gaussian, the same taps as scipy's `gaussian_filter(sigma=1.5, truncate=3.5)`."
-    x = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
-    g = torch.exp(-x**2 / (2 * sigma**2)); return (g / g.sum()).to(dtype=dtype, device=device)
-
-def ssim(a:torch.Tensor, # (B,C,H,W) in [-1,1]; clamped, then mapped to [0,1]
-         b:torch.Tensor, # (B,C,H,W) in [-1,1]
-         k:int=11, # window size (H and W must be at least k)
-         sigma:float=1.5, # Gaussian window std
-         K1:float=0.01, K2:float=0.03, # stability constants; C_i = (K_i * 1)^2 on [0,1] images
-        ) -> torch.Tensor: # (B,) mean SSIM over channels and valid pixels
-    "Structural similarity (Wang et al. 2004) per image; matches skimage `gaussian_weights=True, use_sample_covariance=False`."
-    if a.shape != b.shape or a.ndim != 4: raise ValueError(f"ssim needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    B, C, H, W = a.shape
-    if min(H, W) < k: raise ValueError(f"ssim needs images at least {k}x{k} (the window), got {H}x{W}")
-    x, y = (a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2
-    g = gaussian_window(k, sigma, x.dtype, x.device)
-    z = torch.cat([x, y, x * x, y * y, x * y], 1)                           # (B,5C,H,W)
-    z = F.conv2d(z, g.view(1, 1, 1, k).expand(5 * C, 1, 1, k), groups=5 * C)   # horizontal, valid
-    z = F.conv2d(z, g.view(1, 1, k, 1).expand(5 * C, 1, k, 1), groups=5 * C)   # vertical, valid
-    mx, my, xx, yy, xy = z.split(C, 1)
-    vx, vy, cxy = xx - mx * mx, yy - my * my, xy - mx * my
-    C1, C2 = K1 ** 2, K2 ** 2
-    s = (2 * mx * my + C1) * (2 * cxy + C2) / ((mx * mx + my * my + C1) * (vx + vy + C2))
-    return s.flatten(1).mean(1)
+# %% ../../nbs/50_metrics.image.ipynb #31fc3674
+from ..nn.image import psnr, ssim, gaussian_window   # re-exported: the metrics' home
 
 # %% ../../nbs/50_metrics.image.ipynb #71bace6b
 from ..losses.image import lpips_backbone_file, lpips_backbone_path, load_lpips_backbone, LPIPSLoss

@@ -110,7 +110,7 @@ def code_spread(codes:list) -> dict:
             "motion_share": float(within / (tot + 1e-20))}
 
 # %% ../../nbs/51_metrics.stage1.ipynb #ea974dc7
-def is_oracle(ae) -> bool: return getattr(getattr(ae, "train_config", None), "code_source", "encoder") == "oracle"
+def is_oracle(ae) -> bool: return (getattr(ae, "train_config", None) or {}).get("code_source", "encoder") == "oracle"
 
 _RENDER_KEYS = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth_open": "gt_mouth_open",
                 "mouth_width": "gt_mouth_width", "blink": "gt_blink"}   # render_frame argument -> the clip's ground-truth attribute
@@ -253,7 +253,7 @@ def probe_table(diag:dict) -> str:
     rows += [f"| {k} | {fmt(pr['alpha_within'][k])} | {fmt(pr['alpha_overall'][k])} | {fmt(pr['code_overall'][k])} | {g(k)} |" for k in pr["alpha_within"]]
     return "\n".join(rows)
 
-def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.train.read_eval`)
+def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.engine.trainer.read_eval`)
                      title:str="", axs=None):
     "Three panels over training steps: within-clip probe R² per factor, α's spread, held-out PSNR against baselines."
     import matplotlib.pyplot as plt

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/01_nn.layers.ipynb #85b3dd0b
 from __future__ import annotations
+from fastcore.basics import patch
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..core import exists, default
@@ -158,12 +159,14 @@ def _conv(m, x, w, groups=1):
     if m.downsample: return F.conv2d(m.blur(x), w, stride=2, groups=groups)
     return F.conv2d(x, w, padding=m.padding, groups=groups)
 
-def _batched(self, x, s):
+@patch
+def _batched(self:ModulatedConv2d, x, s):
     "Non-fused path: x·s, conv with the shared weight, output·d."
     out = _conv(self, x * s[:, :, None, None].to(x.dtype), (self.scale * self.weight[0]).to(x.dtype))
     return out * self.demod_coef(s)[:, :, None, None].to(x.dtype) if self.demodulate else out
 
-def _grouped(self, x, s):
+@patch
+def _grouped(self:ModulatedConv2d, x, s):
     "Fused path: one modulated (demodulated) weight per sample, one grouped conv."
     B, Cin, H, W = x.shape
     w = self.scale * self.weight * s[:, None, :, None, None]               # (B,Cout,Cin,k,k)
@@ -171,13 +174,12 @@ def _grouped(self, x, s):
     out = _conv(self, x.reshape(1, B * Cin, H, W), w.reshape(-1, *w.shape[2:]).to(x.dtype), groups=B)
     return out.reshape(B, -1, *out.shape[2:])
 
-def _pointwise(self, x, s):
+@patch
+def _pointwise(self:ModulatedConv2d, x, s):
     "1×1 conv without resampling: per-sample weights (B,Cout,Cin) applied as one batched matmul over pixels."
     w = self.scale * self.weight[0, :, :, 0, 0] * s[:, None, :]             # (B,Cout,Cin)
     if self.demodulate: w = w * self.demod_coef(s)[:, :, None]
     return pointwise(x, w.to(x.dtype))
-
-ModulatedConv2d._batched, ModulatedConv2d._grouped, ModulatedConv2d._pointwise = _batched, _grouped, _pointwise
 
 # %% ../../nbs/01_nn.layers.ipynb #0e5af804
 class NoiseInjection(nn.Module):

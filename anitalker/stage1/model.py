@@ -4,16 +4,18 @@
 
 # %% ../../nbs/24_stage1.model.ipynb #20228588
 from __future__ import annotations
+from fastcore.basics import patch
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 import torch, torch.nn as nn
 from ..core import Config, exists, default, load_checkpoint
 from .encoder import Encoder
 from .renderer import Synthesis
 
 # %% auto #0
-__all__ = ['DRIVES', 'PRESETS', 'OFFICIAL_STAGE1_PREFIXES', 'Stage1Config', 'MotionAutoencoder', 'render_context',
-           'map_official_stage1', 'random_official_stage1']
+__all__ = ['DRIVES', 'PRESETS', 'MODEL_OPTIONS', 'OFFICIAL_STAGE1_PREFIXES', 'Stage1Config', 'model_config_of',
+           'MotionAutoencoder', 'render_context', 'load_stage1', 'map_official_stage1', 'random_official_stage1']
 
 # %% ../../nbs/24_stage1.model.ipynb #20a691d7
 DRIVES = ("absolute", "difference")   # what the renderer receives (see `MotionAutoencoder.code`)
@@ -45,6 +47,18 @@ class Stage1Config(Config):
     def lia(cls, **kw): return cls(**{**dict(use_hal=False, decouple=False), **kw})
 
 PRESETS = {"paper": Stage1Config.paper, "tiny": Stage1Config.tiny, "lia": Stage1Config.lia}
+
+# %% ../../nbs/24_stage1.model.ipynb #e08f54b1
+MODEL_OPTIONS = ("projector", "motion_dim", "use_hal", "drive", "motion_res", "motion_keypoints", "motion_global", "rgb_from")
+
+def model_config_of(train:dict) -> Stage1Config:
+    "The Stage1Config a stage-1 training config (as a dict) builds: its `preset` with its model options and sizes."
+    if train.get("preset", "paper") not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {train.get('preset')!r}")
+    opts = {k: train[k] for k in MODEL_OPTIONS if k in train}
+    if "drive" not in train: opts["drive"] = "absolute"     # checkpoints from before the drive option used the absolute one
+    if train.get("widths"): opts["widths"] = tuple(train["widths"])          # empty / 0: the preset's
+    if train.get("style_dim"): opts["style_dim"] = train["style_dim"]
+    return PRESETS[train.get("preset", "paper")](**opts)
 
 # %% ../../nbs/24_stage1.model.ipynb #f71aa9de
 class MotionAutoencoder(nn.Module):
@@ -101,7 +115,8 @@ def render_context(dtype:str="float32", device_type:str="cpu"):
     raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
 
 @torch.inference_mode()
-def _reenact(self, source:torch.Tensor, # (1,3,S,S) portrait
+@patch
+def reenact(self:MotionAutoencoder, source:torch.Tensor, # (1,3,S,S) portrait
              driving:torch.Tensor, # (T,3,S,S) driving frames
              relative:bool|None=None, # None: relative for the difference drive, absolute for the official one
              batch:int=8, dtype:str="float32") -> torch.Tensor:
@@ -113,7 +128,21 @@ def _reenact(self, source:torch.Tensor, # (1,3,S,S) portrait
     with render_context(dtype, source.device.type):
         return torch.cat([self.render(src, alpha[i:i + batch]).float() for i in range(0, len(alpha), batch)]).clamp(-1, 1)
 
-MotionAutoencoder.reenact = _reenact
+# %% ../../nbs/24_stage1.model.ipynb #5fa3abf2
+def load_stage1(path, # a kit stage-1 run folder, its ckpt/last.pt, or that file already loaded (a dict)
+                ema:bool=False, map_location="cpu") -> MotionAutoencoder:
+    "The MotionAutoencoder of a kit stage-1 checkpoint, in eval mode (`.train_config`: the run's config as a dict)."
+    if isinstance(path, dict): st, p = path, "the checkpoint"
+    else:
+        p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
+        st = load_checkpoint(p, map_location=map_location)
+    if not isinstance(st, dict) or "stage1" not in st:
+        raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
+    sd = st["ema"]["net"] if ema else st["models"]["net"]
+    ae = MotionAutoencoder(model_config_of(st["stage1"]))
+    ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})   # the trained wrapper holds it as `ae`
+    ae.train_config, ae.speakers = dict(st["stage1"]), st.get("speakers")
+    return ae.eval()
 
 # %% ../../nbs/24_stage1.model.ipynb #cb49ee42
 OFFICIAL_STAGE1_PREFIXES = {  # official key prefix -> kit key prefix
@@ -132,7 +161,8 @@ def map_official_stage1(sd:dict) -> tuple[dict, list, list]:
     return out, unexpected, dup
 
 # %% ../../nbs/24_stage1.model.ipynb #62e2bbc4
-def _load_official_state_dict(self, sd:dict, strict:bool=True, name:str="state dict") -> dict:
+@patch
+def load_official_state_dict(self:MotionAutoencoder, sd:dict, strict:bool=True, name:str="state dict") -> dict:
     "Load an official stage-1 state dict; returns {'loaded', 'missing', 'unexpected'}; strict raises on any problem."
     mapped, unexpected, dup = map_official_stage1(sd)
     own = self.state_dict()
@@ -148,17 +178,17 @@ def _load_official_state_dict(self, sd:dict, strict:bool=True, name:str="state d
             if k in own: own[k].copy_(v)
     return {"loaded": sorted(k for k in mapped if k in own), "missing": missing, "unexpected": unexpected}
 
-@classmethod
-def _load_official(cls, path, strict:bool=True, cfg:Stage1Config|None=None, map_location="cpu"):
+@patch(cls_method=True)
+def load_official(cls:MotionAutoencoder, path, # an official stage1.ckpt, or its contents already loaded (a dict)
+                  strict:bool=True, cfg:Stage1Config|None=None, map_location="cpu"):
     "The official `stage1.ckpt` as a paper-preset MotionAutoencoder (safe loading, explicit key map)."
-    sd = load_checkpoint(path, map_location=map_location)
+    sd = path if isinstance(path, dict) else load_checkpoint(path, map_location=map_location)
+    if isinstance(path, dict): path = "the state dict"
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict): sd = sd["state_dict"]
     if not isinstance(sd, dict): raise KeyError(f"{str(path)!r} does not hold a state dict (found {type(sd).__name__})")
     m = cls(default(cfg, Stage1Config.paper()))
     m.load_report = m.load_official_state_dict(sd, strict, name=str(path))
     return m.eval()
-
-MotionAutoencoder.load_official_state_dict, MotionAutoencoder.load_official = _load_official_state_dict, _load_official
 
 # %% ../../nbs/24_stage1.model.ipynb #68cc1c4f
 def random_official_stage1(prefix:str="", seed:int=0) -> dict:

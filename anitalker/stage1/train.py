@@ -5,23 +5,24 @@
 # %% ../../nbs/28_stage1.train.ipynb #0ccdf271
 from __future__ import annotations
 import json, math, warnings
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch.func import functional_call
 from ..core import Config, exists, default, atomic_write, load_checkpoint
-from ..train import TrainConfig, Trainer
-from ..data.datasets import Stage1PairDataset, list_clips, latent_path, to_tensor
-from .model import MotionAutoencoder, PRESETS
+from ..engine.trainer import TrainConfig, Trainer
+from ..data.datasets import Stage1PairDataset, list_clips, latent_path, to_tensor, split_speakers
+from .model import MotionAutoencoder, Stage1Config, PRESETS, model_config_of, load_stage1
 from .discriminator import Discriminator, DiscriminatorConfig
 from ..losses.image import l1_loss, VGGPyramidLoss, PyramidL1, SSIMLoss, g_nonsaturating, d_logistic, r1_penalty
 from ..losses.club import CLUBMean
 from ..losses.metric import AAMSoftmax, triplet_loss
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'split_speakers', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss',
-           'perceptual_loss', 'change_weight', 'jitter_frames', 'stage1_step', 'sample_grid', 'build_stage1_trainer',
-           'train_stage1', 'load_stage1', 'plot_drive_study', 'write_latents']
+__all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss', 'perceptual_loss',
+           'change_weight', 'jitter_frames', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1',
+           'plot_drive_study', 'write_latents']
 
 # %% ../../nbs/28_stage1.train.ipynb #c05a01a5
 RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "data_features",
@@ -92,11 +93,7 @@ class Stage1TrainConfig(Config):
         if (self.jitter_scale or self.jitter_shift) and self.code_source == "oracle":
             raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'")
         if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
-    def model_config(self):
-        sizes = {**({"widths": tuple(self.widths)} if self.widths else {}), **({"style_dim": self.style_dim} if self.style_dim else {})}
-        return PRESETS[self.preset](projector=self.projector, motion_dim=self.motion_dim, use_hal=self.use_hal, drive=self.drive,
-                                   motion_res=self.motion_res, motion_keypoints=self.motion_keypoints,
-                                   motion_global=self.motion_global, rgb_from=self.rgb_from, **sizes)
+    def model_config(self) -> Stage1Config: return model_config_of(self.to_dict())
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
@@ -104,14 +101,6 @@ class Stage1TrainConfig(Config):
         return cls.from_dict({**{k: v for k, v in d.items() if k not in tk}, "train": {k: v for k, v in d.items() if k in tk}})
     def to_flat(self) -> dict:
         d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
-
-# %% ../../nbs/28_stage1.train.ipynb #fa0947f4
-def split_speakers(data_dir, held_out:int=2) -> tuple[list, list]:
-    "(train speakers, held-out speakers) of a clips/ dataset."
-    spk = sorted({c.speaker for c in list_clips(data_dir)})
-    if len(spk) < held_out + 2: raise ValueError(f"{str(data_dir)!r} has {len(spk)} speaker(s); need at least {held_out + 2} "
-                                                 f"({held_out} held out + 2 to train the identity losses)")
-    return spk[:-held_out], spk[-held_out:]
 
 # %% ../../nbs/28_stage1.train.ipynb #a686e74c
 class _Detached(nn.Module):
@@ -236,9 +225,10 @@ def jitter_frames(x:torch.Tensor, scale:float, shift:float) -> torch.Tensor: # (
 
 
 # %% ../../nbs/28_stage1.train.ipynb #bf35918c
-def stage1_step(tr:Trainer, batch:dict) -> dict:
+def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config (bound with `functools.partial`)
+                percep:nn.Module|None=None, # the perceptual loss, if any
+               ) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
-    c: Stage1TrainConfig = tr.stage_cfg
     net, D = tr.models["net"], tr.unwrap("disc").D
     if c.jitter_scale or c.jitter_shift: batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
     out = net(batch)
@@ -246,7 +236,7 @@ def stage1_step(tr:Trainer, batch:dict) -> dict:
     logs = {"l1": l1_loss(xh, x)}
     if c.w_change > 0: logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.w_change)).mean()
     loss = c.w_recon * logs.get("l1_change", logs["l1"])
-    if exists(tr.percep): logs["percep"] = tr.percep(xh, x); loss = loss + c.w_percep * logs["percep"]
+    if exists(percep): logs["percep"] = percep(xh, x); loss = loss + c.w_percep * logs["percep"]
     adv = c.w_adv > 0 and tr.step >= c.adv_start
     if adv: logs["g_adv"] = g_nonsaturating(_Detached(D)(xh)); loss = loss + c.w_adv * logs["g_adv"]
     ml_on, mi_on = tr.step >= c.ml_start, tr.step >= c.mi_start               # identity terms on (logged either way)
@@ -311,12 +301,11 @@ def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, res
     held = Stage1PairDataset(cfg.data_dir, test_spk, size=size, items_per_clip=cfg.n_samples, negatives=False, seed=cfg.train.seed + 1)
     fixed = _fixed_batch(held, cfg.n_samples)
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
-    out_dir = Path(out_dir)
-    tr = Trainer(cfg.train, out_dir, {"net": net, "disc": disc}, opts, ds, stage1_step, resume=resume, progress=progress, extra_state=extra,
+    out_dir, percep = Path(out_dir), perceptual_loss(cfg, size)
+    tr = Trainer(cfg.train, out_dir, {"net": net, "disc": disc}, opts, ds, partial(stage1_step, c=cfg, percep=percep), resume=resume, progress=progress, extra_state=extra,
                  sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
                  eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None)
-    tr.stage_cfg, tr.percep = cfg, perceptual_loss(cfg, size)
-    if exists(tr.percep): tr.percep.to(tr.device)
+    if exists(percep): percep.to(tr.device)
     if tr.is_main: cfg.save(out_dir/"config.json")
     return tr
 
@@ -324,25 +313,12 @@ def train_stage1(cfg:Stage1TrainConfig, out_dir, progress:bool=True, eval_fn=Non
     "Train (or resume) stage 1 into `out_dir`; returns the checkpoint path."
     tr = build_stage1_trainer(cfg, out_dir, progress, eval_fn=eval_fn); tr.fit(); return tr.ckpt_path
 
-# %% ../../nbs/28_stage1.train.ipynb #aedb65f7
-def load_stage1(path, ema:bool=False, map_location="cpu") -> MotionAutoencoder:
-    "The MotionAutoencoder of a kit stage-1 checkpoint (a `ckpt/last.pt` or a run folder), in eval mode."
-    p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
-    st = load_checkpoint(p, map_location=map_location)
-    if not isinstance(st, dict) or "stage1" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
-    cfg = Stage1TrainConfig.from_dict({"drive": "absolute", **st["stage1"]})   # checkpoints before the drive option used the absolute one
-    sd = st["ema"]["net"] if ema else st["models"]["net"]
-    ae = MotionAutoencoder(cfg.model_config())
-    ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})
-    ae.train_config, ae.speakers = cfg, st.get("speakers")
-    return ae.eval()
-
 # %% ../../nbs/28_stage1.train.ipynb #3068c1be
 def plot_drive_study(runs:dict, # {label: stage-1 run folder}, each trained with an eval_fn (eval.jsonl)
                      factors=("tx", "zoom", "yaw", "mouth"), max_step:int|None=None):
     "Per run: the code's spread over the batch, the gradient reaching it, α's within-clip / across-speaker spread, within-clip probe R²."
     import matplotlib.pyplot as plt
-    from anitalker.train import read_log, read_eval
+    from anitalker.engine.trainer import read_log, read_eval
     fig, ax = plt.subplots(1, 4, figsize=(15, 3.2))
     for i, (label, run) in enumerate(runs.items()):
         log, ev = read_log(Path(run)/"metrics.csv"), [r for r in read_eval(run) if max_step is None or r["step"] <= max_step]

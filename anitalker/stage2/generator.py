@@ -4,15 +4,17 @@
 
 # %% ../../nbs/32_stage2.generator.ipynb #e05ffcc8
 from __future__ import annotations
+from fastcore.basics import patch
 from dataclasses import dataclass
-import torch, torch.nn as nn
+from pathlib import Path
+import numpy as np, torch, torch.nn as nn
 from ..core import Config, exists, default, load_checkpoint, load_manifest
 from ..nn.conformer import Conformer
 from .adapter import VarianceAdapter, ATTR_DIMS, OFFICIAL_NAMES
 
 # %% auto #0
-__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'PREDICTIONS', 'PRESETS', 'Stage2Config', 'MotionGenerator', 'guess_variant',
-           'random_official_stage2']
+__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'PREDICTIONS', 'PRESETS', 'Stage2Config', 'MotionGenerator', 'MotionNorm', 'Stage2Net',
+           'generator_of', 'load_stage2', 'guess_variant', 'random_official_stage2']
 
 # %% ../../nbs/32_stage2.generator.ipynb #0a453a8e
 VARIANTS = {  # name -> (audio front-end, variance-adapter attributes)
@@ -101,7 +103,8 @@ class MotionGenerator(nn.Module):
         super().train(mode); self.adapter.training = mode; return self
 
 # %% ../../nbs/32_stage2.generator.ipynb #a13b8877
-def _speech_features(self, audio:torch.Tensor # (B,25,2T,1024) HuBERT hidden states or (B,4T,39) MFCC
+@patch
+def speech_features(self:MotionGenerator, audio:torch.Tensor # (B,25,2T,1024) HuBERT hidden states or (B,4T,39) MFCC
                     ) -> torch.Tensor: # (B,T,d_audio)
     "The speech feature h before the adapter: HuBERT layer mix → conv → Conformer, or MFCC → two convs."
     c, r = self.cfg, self.cfg.rate
@@ -120,7 +123,8 @@ def _speech_features(self, audio:torch.Tensor # (B,25,2T,1024) HuBERT hidden sta
     x = self.down_sample2(self.down_sample1(audio.transpose(1, 2)))       # 100 → 50 → 25 Hz, no activation between
     return x.transpose(1, 2)
 
-def _condition(self, audio:torch.Tensor, # (B,25,2T,1024) or (B,4T,39)
+@patch
+def condition(self:MotionGenerator, audio:torch.Tensor, # (B,25,2T,1024) or (B,4T,39)
                controls:dict|None=None, # attr -> (B,T,k) user values (pose = degrees/90, location/scale in [0,1])
                targets:dict|None=None, # attr -> (B,T,k) ground truth, for teacher forcing
                teacher_forcing:bool=False) -> dict: # {'audio': (B,T,d_audio), 'predictions': {attr: (B,T,k)}}
@@ -128,11 +132,10 @@ def _condition(self, audio:torch.Tensor, # (B,25,2T,1024) or (B,4T,39)
     h, preds = self.adapter(self.speech_features(audio), controls, targets, teacher_forcing)
     return {"audio": h, "predictions": preds}
 
-def _n_frames(self, n_audio:int) -> int: # audio frames L
+@patch
+def n_frames(self:MotionGenerator, n_audio:int) -> int: # audio frames L
     "Video frames T = floor(L / rate) the model makes of L audio frames."
     return n_audio // self.cfg.rate
-
-MotionGenerator.speech_features, MotionGenerator.condition, MotionGenerator.n_frames = _speech_features, _condition, _n_frames
 
 # %% ../../nbs/32_stage2.generator.ipynb #f077d8d4
 def _batch(v, name:str, B:int, tail:tuple) -> torch.Tensor:
@@ -142,7 +145,8 @@ def _batch(v, name:str, B:int, tail:tuple) -> torch.Tensor:
                          f"{tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}")
     return v.expand(B, *tail)
 
-def _denoise(self, x_t:torch.Tensor, # (B,T,motion_dim) noisy motion
+@patch
+def denoise(self:MotionGenerator, x_t:torch.Tensor, # (B,T,motion_dim) noisy motion
              t, # int, 0-d or (B,) tensor: the raw timestep(s), 0…999
              cond, # `condition(...)` dict (or its (B|1,T,d_audio) 'audio' tensor)
              alpha_start:torch.Tensor, # (B|1,motion_dim) α_0 of the portrait
@@ -167,14 +171,71 @@ def _denoise(self, x_t:torch.Tensor, # (B,T,motion_dim) noisy motion
     z = torch.cat([p.to(h.dtype) for p in parts], dim=-1)                    # (B,T,d_model)
     return self.out_proj(self.coarse_decoder(z))
 
-def _forward(self, x_t, t, audio, alpha_start, wa_start, controls:dict|None=None, targets:dict|None=None,
+@patch
+def forward(self:MotionGenerator, x_t, t, audio, alpha_start, wa_start, controls:dict|None=None, targets:dict|None=None,
              teacher_forcing:bool=False, return_cond:bool=False):
     "ε̂ (B,T,motion_dim) = denoise(x_t, t, condition(audio, …)); with return_cond also the condition (adapter predictions)."
     cond = self.condition(audio, controls, targets, teacher_forcing)
     eps = self.denoise(x_t, t, cond, alpha_start, wa_start)
     return (eps, cond) if return_cond else eps
 
-MotionGenerator.denoise, MotionGenerator.forward = _denoise, _forward
+# %% ../../nbs/32_stage2.generator.ipynb #ba43e882
+class MotionNorm(nn.Module):
+    "x₀ = (α − μ)/s with one scale s for all dimensions (buffers, saved with the model); `inverse` maps back."
+    def __init__(self, dim:int=20, relative:bool=False):
+        super().__init__(); self.register_buffer("mean", torch.zeros(dim)); self.register_buffer("scale", torch.ones(()))
+        self.relative = relative                       # not a buffer: old checkpoints load; `load_stage2` sets it from the config
+    MODES = ("std", "quantile")
+    def forward(self, alpha): return (alpha - self.mean.to(alpha.dtype)) / self.scale.to(alpha.dtype)
+    def inverse(self, x): return x * self.scale.to(x.dtype) + self.mean.to(x.dtype)
+    @staticmethod
+    def _start(start, like): return start if like.dim() == start.dim() else start.unsqueeze(-2)   # (B,d) → (B,1,d) for (B,W,d)
+    def to_x0(self, motion, start): # (…,W,d) motion codes, (…,d) the start frame's
+        "The generator's x₀ of motion codes: norm(α), or norm(α − α_start) when relative."
+        return self(motion - self._start(start, motion) if self.relative else motion)
+    def from_x0(self, x, start): # (…,W,d) sampled x₀, (…,d) the start (the portrait's α at inference)
+        "Motion codes α of a sampled x₀ (inverse of `to_x0`)."
+        return self.inverse(x) + self._start(start, x) if self.relative else self.inverse(x)
+    @torch.no_grad()
+    def fit(self, alphas:np.ndarray, # (N,d) motion codes of the training frames
+            target:float=0.35, # 'std': the std of all x_0 values; 'quantile': their 99.9th percentile of |x_0|
+            mode:str="std"):
+        a = torch.as_tensor(np.asarray(alphas), dtype=torch.float32)
+        if a.ndim != 2 or a.shape[1] != len(self.mean): raise ValueError(f"alphas must be (N,{len(self.mean)}), got {tuple(a.shape)}")
+        if mode not in self.MODES: raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mean.copy_(a.mean(0) if not self.relative else torch.zeros(a.shape[1])); d = (a - self.mean).flatten()[:1_000_000]
+        s = d.pow(2).mean().sqrt() if mode == "std" else torch.quantile(d.abs(), 0.999)
+        self.scale.fill_(max(float(s) / target, 1e-6)); return self
+
+# %% ../../nbs/32_stage2.generator.ipynb #e8aaafb5
+class Stage2Net(nn.Module):
+    "MotionGenerator + MotionNorm: `forward(batch, x_t, t)` → (ε̂ (B,W,d), adapter predictions {attr: (B,W,k)})."
+    def __init__(self, gen:MotionGenerator, norm:MotionNorm|None=None):
+        super().__init__(); self.gen, self.norm = gen, norm if exists(norm) else MotionNorm(gen.cfg.motion_dim)
+    def forward(self, batch:dict, x_t:torch.Tensor, t:torch.Tensor, teacher_forcing:bool=False):
+        targets = {a: batch[a] for a in ("location", "scale", "pose") if a in batch}
+        cond = self.gen.condition(batch["audio"], targets=targets, teacher_forcing=teacher_forcing)
+        eps = self.gen.denoise(x_t, t, cond, self.norm(batch["motion_start"]), batch["latent_start"])
+        return eps, cond.get("predictions", {})
+
+def generator_of(train:dict) -> MotionGenerator:
+    "The MotionGenerator a stage-2 training config (as a dict) builds: its preset, variant and prediction."
+    return MotionGenerator.from_preset(train.get("preset", "tiny"), variant=train.get("variant", "mfcc_full_control"),
+                                       prediction=train.get("prediction", "epsilon"))
+
+def load_stage2(path, # a kit stage-2 run folder, its ckpt/last.pt, or that file already loaded (a dict)
+                ema:bool=True, map_location="cpu") -> Stage2Net:
+    "The Stage2Net (generator + MotionNorm) of a kit stage-2 checkpoint or run folder, EMA weights by default, eval mode\n    (`.train_config`: the run's config as a dict)."
+    if isinstance(path, dict): st, p = path, "the checkpoint"
+    else:
+        p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
+        st = load_checkpoint(p, map_location=map_location)
+    if not isinstance(st, dict) or "stage2" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
+    cfg = dict(st["stage2"]); net = Stage2Net(generator_of(cfg))
+    net.load_state_dict(st["ema"]["net"] if ema else st["models"]["net"])
+    net.norm.relative = cfg.get("target", "absolute") == "relative"
+    net.train_config, net.speakers = cfg, st.get("speakers")
+    return net.eval()
 
 # %% ../../nbs/32_stage2.generator.ipynb #ec3df446
 def guess_variant(state_dict:dict # official flat dict (`model.`/`ema_model.` prefixed) or a bare model state dict
@@ -199,7 +260,8 @@ def _check_file_variant(sd:dict, variant:str, name:str):
     if got != variant: raise KeyError(f"{name} looks like a {got} checkpoint, but variant {variant!r} was asked: "
                                       f"load it with variant={got!r}")
 
-def _load_official_state_dict(self, sd:dict, strict:bool=True, use:str="ema", name:str="state dict") -> dict:
+@patch
+def load_official_state_dict(self:MotionGenerator, sd:dict, strict:bool=True, use:str="ema", name:str="state dict") -> dict:
     "Load an official stage-2 dict ('ema' or 'model' copy, or bare keys); report {'loaded','ignored','missing','unexpected'}."
     if use not in ("ema", "model"): raise ValueError(f"use must be 'ema' or 'model', got {use!r}")
     if strict: _check_file_variant(sd, self.cfg.variant, name)
@@ -224,8 +286,8 @@ def _load_official_state_dict(self, sd:dict, strict:bool=True, use:str="ema", na
     return {"loaded": [fk for k, (fk, _) in mapped.items() if k in own], "ignored": ignored, "missing": missing, "unexpected": unexpected}
 
 # %% ../../nbs/32_stage2.generator.ipynb #5bbd858a
-@classmethod
-def _load_official(cls, path, # an official stage2_*.ckpt (or a file holding {'state_dict': ...})
+@patch(cls_method=True)
+def load_official(cls:MotionGenerator, path, # an official stage2_*.ckpt (or a file holding {'state_dict': ...})
                    variant:str|None, # one of VARIANTS; None = the variant read off the file's keys
                    strict:bool=True, # False: skip the variant check, load what fits, report the rest
                    use:str="ema", # 'ema' (the sampling weights) or 'model' (the training weights)
@@ -243,8 +305,6 @@ def _load_official(cls, path, # an official stage2_*.ckpt (or a file holding {'s
     if strict: _check_file_variant(sd, variant, str(path))               # before building a 40 M-parameter model
     m = cls(c); m.load_report = m.load_official_state_dict(sd, strict, use, name=str(path))
     return m.eval()
-
-MotionGenerator.load_official_state_dict, MotionGenerator.load_official = _load_official_state_dict, _load_official
 
 # %% ../../nbs/32_stage2.generator.ipynb #aced9a48
 def random_official_stage2(variant:str, # one of VARIANTS

@@ -5,20 +5,21 @@
 # %% ../../nbs/34_stage2.train.ipynb #0e53845b
 from __future__ import annotations
 import json
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from ..core import Config, exists, default, load_checkpoint
-from ..train import TrainConfig, Trainer
+from ..engine.trainer import TrainConfig, Trainer
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
-from ..stage1.train import split_speakers
-from .generator import MotionGenerator, PREDICTIONS
+from ..data.datasets import split_speakers
+from .generator import MotionGenerator, PREDICTIONS, MotionNorm, Stage2Net, generator_of, load_stage2
 from .schedulers import DDPMScheduler
 from .sampling import sample_motion, epsilon_of, diffusion_target
 
 # %% auto #0
-__all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'MotionNorm', 'fit_motion_norm', 'Stage2Net', 'diffusion_weights',
-           'stage2_step', 'build_stage2_trainer', 'train_stage2', 'load_stage2', 'denoising_error']
+__all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'fit_motion_norm', 'diffusion_weights', 'stage2_step',
+           'build_stage2_trainer', 'train_stage2', 'denoising_error']
 
 # %% ../../nbs/34_stage2.train.ipynb #dbf7afca
 LOSS_WEIGHTS = ("uniform", "min_snr")
@@ -60,7 +61,7 @@ class Stage2TrainConfig(Config):
         if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
     def audio_kind(self) -> str: return "hubert" if self.variant.startswith("hubert") else "mfcc"
-    def model(self) -> MotionGenerator: return MotionGenerator.from_preset(self.preset, variant=self.variant, prediction=self.prediction)
+    def model(self) -> MotionGenerator: return generator_of(self.to_dict())
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`."
@@ -70,33 +71,6 @@ class Stage2TrainConfig(Config):
         d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
 
 # %% ../../nbs/34_stage2.train.ipynb #a6dc377f
-class MotionNorm(nn.Module):
-    "x₀ = (α − μ)/s with one scale s for all dimensions (buffers, saved with the model); `inverse` maps back."
-    def __init__(self, dim:int=20, relative:bool=False):
-        super().__init__(); self.register_buffer("mean", torch.zeros(dim)); self.register_buffer("scale", torch.ones(()))
-        self.relative = relative                       # not a buffer: old checkpoints load; `load_stage2` sets it from the config
-    MODES = ("std", "quantile")
-    def forward(self, alpha): return (alpha - self.mean.to(alpha.dtype)) / self.scale.to(alpha.dtype)
-    def inverse(self, x): return x * self.scale.to(x.dtype) + self.mean.to(x.dtype)
-    @staticmethod
-    def _start(start, like): return start if like.dim() == start.dim() else start.unsqueeze(-2)   # (B,d) → (B,1,d) for (B,W,d)
-    def to_x0(self, motion, start): # (…,W,d) motion codes, (…,d) the start frame's
-        "The generator's x₀ of motion codes: norm(α), or norm(α − α_start) when relative."
-        return self(motion - self._start(start, motion) if self.relative else motion)
-    def from_x0(self, x, start): # (…,W,d) sampled x₀, (…,d) the start (the portrait's α at inference)
-        "Motion codes α of a sampled x₀ (inverse of `to_x0`)."
-        return self.inverse(x) + self._start(start, x) if self.relative else self.inverse(x)
-    @torch.no_grad()
-    def fit(self, alphas:np.ndarray, # (N,d) motion codes of the training frames
-            target:float=0.35, # 'std': the std of all x_0 values; 'quantile': their 99.9th percentile of |x_0|
-            mode:str="std"):
-        a = torch.as_tensor(np.asarray(alphas), dtype=torch.float32)
-        if a.ndim != 2 or a.shape[1] != len(self.mean): raise ValueError(f"alphas must be (N,{len(self.mean)}), got {tuple(a.shape)}")
-        if mode not in self.MODES: raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        self.mean.copy_(a.mean(0) if not self.relative else torch.zeros(a.shape[1])); d = (a - self.mean).flatten()[:1_000_000]
-        s = d.pow(2).mean().sqrt() if mode == "std" else torch.quantile(d.abs(), 0.999)
-        self.scale.fill_(max(float(s) / target, 1e-6)); return self
-
 def fit_motion_norm(latents, data_dir, speakers, dim:int, target:float=0.35, mode:str="std", relative:bool=False) -> MotionNorm:
     "A MotionNorm fitted on every frame of these speakers' clips (relative: on α − α of the clip's first frame, mean 0)."
     a = [np.load(latent_path(latents, c.speaker, c.meta["clip"]))["alpha"] for c in list_clips(data_dir, speakers)]
@@ -105,16 +79,6 @@ def fit_motion_norm(latents, data_dir, speakers, dim:int, target:float=0.35, mod
     return MotionNorm(dim, relative).fit(np.concatenate(a), target, mode)
 
 # %% ../../nbs/34_stage2.train.ipynb #f9ac75ea
-class Stage2Net(nn.Module):
-    "MotionGenerator + MotionNorm: `forward(batch, x_t, t)` → (ε̂ (B,W,d), adapter predictions {attr: (B,W,k)})."
-    def __init__(self, gen:MotionGenerator, norm:MotionNorm|None=None):
-        super().__init__(); self.gen, self.norm = gen, norm if exists(norm) else MotionNorm(gen.cfg.motion_dim)
-    def forward(self, batch:dict, x_t:torch.Tensor, t:torch.Tensor, teacher_forcing:bool=False):
-        targets = {a: batch[a] for a in ("location", "scale", "pose") if a in batch}
-        cond = self.gen.condition(batch["audio"], targets=targets, teacher_forcing=teacher_forcing)
-        eps = self.gen.denoise(x_t, t, cond, self.norm(batch["motion_start"]), batch["latent_start"])
-        return eps, cond.get("predictions", {})
-
 def diffusion_weights(sched, t:torch.Tensor, mode:str="uniform", gamma:float=5.0, prediction:str="epsilon") -> torch.Tensor: # (B,) timesteps
     "Per-sample loss weights: 1 ('uniform'), or min-SNR: min(SNR_t, γ) / SNR_t, 1 or SNR_t + 1 for an ε, x₀ or v output; SNR_t = ᾱ_t/(1 − ᾱ_t)."
     if mode == "uniform": return torch.ones(len(t))
@@ -122,9 +86,10 @@ def diffusion_weights(sched, t:torch.Tensor, mode:str="uniform", gamma:float=5.0
     ab = sched.alphas_cumprod[t.cpu()].double(); snr = ab / (1 - ab)
     return (snr.clamp(max=gamma) / {"epsilon": snr, "sample": 1, "v": snr + 1}[prediction]).float()
 
-def stage2_step(tr:Trainer, batch:dict) -> dict:
+def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config (bound with `functools.partial`)
+                sched:DDPMScheduler, # the training noise schedule
+               ) -> dict:
     "One step of L_gen = L_diff + λ·(camera + pose variance losses); returns the numbers to log."
-    c: Stage2TrainConfig = tr.stage_cfg; sched = tr.scheduler
     x0 = tr.unwrap("net").norm.to_x0(batch["motion"], batch["motion_start"])  # (B,W,d)
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
@@ -163,27 +128,16 @@ def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, res
     opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.lr, betas=tuple(cfg.betas))}
     held = Stage2WindowDataset(cfg.data_dir, cfg.latents, kind=cfg.audio_kind, window=cfg.window, speakers=test_spk, items_per_clip=1, seed=cfg.train.seed + 1)
     item = held[0]
-    extra = {"stage2": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
-    tr = Trainer(cfg.train, out_dir, {"net": net}, opts, ds, stage2_step, ema=("net",), resume=resume, progress=progress, extra_state=extra,
+    extra = {"stage2": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk},
+             "stage1_run": str(Path(cfg.latents).resolve().parent)}      # absolute: found again from any directory
+    tr = Trainer(cfg.train, out_dir, {"net": net}, opts, ds, partial(stage2_step, c=cfg, sched=DDPMScheduler()), ema=("net",), resume=resume, progress=progress, extra_state=extra,
                  sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.variant, cfg.sample_steps))
-    tr.stage_cfg, tr.scheduler = cfg, DDPMScheduler()
     if tr.is_main: cfg.save(Path(out_dir)/"config.json")
     return tr
 
 def train_stage2(cfg:Stage2TrainConfig, out_dir, progress:bool=True) -> Path:
     "Train (or resume) stage 2 into `out_dir`; returns the checkpoint path."
     tr = build_stage2_trainer(cfg, out_dir, progress); tr.fit(); return tr.ckpt_path
-
-def load_stage2(path, ema:bool=True, map_location="cpu") -> Stage2Net:
-    "The Stage2Net (generator + MotionNorm) of a kit stage-2 checkpoint or run folder, EMA weights by default, eval mode."
-    p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
-    st = load_checkpoint(p, map_location=map_location)
-    if not isinstance(st, dict) or "stage2" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
-    cfg = Stage2TrainConfig.from_dict(st["stage2"]); net = Stage2Net(cfg.model())
-    net.load_state_dict(st["ema"]["net"] if ema else st["models"]["net"])
-    net.norm.relative = cfg.target == "relative"
-    net.train_config, net.speakers = cfg, st.get("speakers")
-    return net.eval()
 
 # %% ../../nbs/34_stage2.train.ipynb #6121aafd
 @torch.no_grad()
