@@ -216,7 +216,7 @@ BROW_INNER = ((55, 107), (285, 336))             # 68-point #21 (right) and #22 
 def camera_params(landmarks, # (T,468,2) or (468,2) face-mesh points in pixels (NaN rows: no face)
                   frame_hw:tuple, # (H,W) of the frames the landmarks are in, pixels
                  ) -> np.ndarray: # (T,2) location = nose x / W in [0,1], scale = |brow midpoint - chin| / H
-    "The seed's camera parameters per frame: horizontal nose position and brow-to-chin size, relative to the frame."
+    "The paper's camera parameters per frame: horizontal nose position and brow-to-chin size, relative to the frame."
     L = np.asarray(landmarks, dtype=np.float64).reshape(-1, 468, 2)
     H, W = frame_hw
     brow = (L[:, list(BROW_INNER[0])].mean(1) + L[:, list(BROW_INNER[1])].mean(1)) / 2   # (T,2) brow midpoint

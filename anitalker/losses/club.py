@@ -180,7 +180,7 @@ def estimator_steps(estimator:nn.Module, est_opt:torch.optim.Optimizer,
     return losses
 
 def model_step(estimator:nn.Module, model_opt:torch.optim.Optimizer, forward_fn:Callable,
-               beta:float=0.1, # weight of the MI term (λ₃ = 0.1 in seed §2.2.1)
+               beta:float=0.1, # weight of the MI term (λ₃ = 0.1 in the paper's supplementary §2.2.1)
               ) -> dict: # loss, task, mi (floats)
     "Model phase: one step on task + β·Î_CLUB(x, y) with the estimator frozen (θ gets no gradient)."
     x, y, task = forward_fn()
