@@ -16,7 +16,7 @@ from ..reports.quickstart import quickstart_report
 __all__ = ['QS_STAGE1_RECIPE', 'QuickstartConfig', 'run_quickstart']
 
 # %% ../../nbs/72_jobs.quickstart.ipynb #67e8aa0b
-QS_STAGE1_RECIPE = {}   # the learning recipe is params/tiny_cpu.yaml itself (issue 16); quickstart-only overrides go here
+QS_STAGE1_RECIPE = {}   # the learning recipe is params/tiny_cpu.yaml itself; quickstart-only overrides go here
 
 @dataclass
 class QuickstartConfig(Config):
