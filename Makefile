@@ -34,7 +34,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python setup.py settings.ini
 	@echo "[setup] installing the kit and its dependencies into $(VENV) (first time: a few minutes)"
-	$(BIN)/python -m pip install -q -e ".[dev,faces]" 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
+	$(BIN)/python -m pip install -q -e ".[dev,faces]" --config-settings editable_mode=compat 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS) 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)

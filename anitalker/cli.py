@@ -13,9 +13,9 @@ from .jobs.runner import read_params, run_experiment
 from .jobs.quickstart import QuickstartConfig, run_quickstart
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['COMMANDS', 'command', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #d01a3c32
+# %% ../nbs/90_cli.ipynb #46966384
 def _positive_int(s):
     try: v = int(s)
     except ValueError: v = 0
@@ -28,171 +28,238 @@ def _positive_float(s):
     if not v > 0: raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
     return v
 
+COMMANDS = {}   # name -> (help, add_arguments(parser), run(args) -> exit status), in the order of `anitalker --help`
+
+def command(name:str, help:str, add_arguments=lambda p: None):
+    "Register the decorated `run(args) -> int` as `anitalker NAME`, with its arguments added by `add_arguments`."
+    def register(run): COMMANDS[name] = (help, add_arguments, run); return run
+    return register
+
 def build_parser() -> argparse.ArgumentParser:
+    "The `anitalker` parser: one sub-command per registered command."
     p = argparse.ArgumentParser(prog="anitalker", description="AniTalker kit: train and run talking-face models.")
     p.add_argument("--version", action="version", version=f"anitalker {anitalker.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("info", help="kit version and machine facts (JSON)")
-    sy = sub.add_parser("synth", help="write the built-in synthetic talking-face dataset")
-    sy.add_argument("out", help="output folder (clips/ and manifest.json are written inside)")
-    sy.add_argument("--ids", type=_positive_int, default=50, help="number of identities (default 50)")
-    sy.add_argument("--clips", type=_positive_int, default=3, help="clips per identity (default 3)")
-    sy.add_argument("--seconds", type=_positive_float, default=5.0, help="clip length in seconds (default 5)")
-    sy.add_argument("--size", type=int, choices=(64, 128, 256), default=64, help="frame size (default 64)")
-    sy.add_argument("--seed", type=int, default=0); sy.add_argument("--workers", type=_positive_int, default=None)
-    sy.add_argument("--features", choices=("small", "large"), default="small", help="face features: small, or large (a bigger, darker mouth and bigger eyes)")
-    pr = sub.add_parser("prep", help="prepare a folder of real videos (detect, crop, filter, attributes)")
-    pr.add_argument("src", help="folder of videos: SRC/<speaker>/... or any layout with --csv")
-    pr.add_argument("out", help="output folder")
-    pr.add_argument("--csv", default=None, help="CSV with columns path,speaker (paths relative to SRC)")
-    pr.add_argument("--min-res", type=_positive_int, default=256, help="drop face crops smaller than this (default 256)")
-    pr.add_argument("--blur", type=float, default=50.0, help="drop clips with Laplacian variance below this (default 50)")
-    pr.add_argument("--max-yaw", type=_positive_float, default=60.0, help="drop clips turned further than this (default 60°)")
-    pr.add_argument("--clips-per-id", type=_positive_int, default=3, help="keep at most this many clips per speaker (default 3)")
-    pr.add_argument("--size", type=_positive_int, default=256, help="output frame size (default 256)")
-    pr.add_argument("--seed", type=int, default=0); pr.add_argument("--workers", type=_positive_int, default=None)
-    fe = sub.add_parser("features", help="extract per-clip audio features (MFCC or HuBERT) for stage 2")
-    fe.add_argument("root", help="a prepared dataset folder"); fe.add_argument("--kind", choices=("mfcc", "hubert"), default="mfcc")
-    fe.add_argument("--hubert-dir", default=None, help="local HuBERT model folder (config.json + weights)")
-    be = sub.add_parser("bench", help="time and memory per module (paper preset, random weights)")
-    be.add_argument("--preset", default="paper", choices=("paper", "tiny", "lia")); be.add_argument("--repeats", type=_positive_int, default=3)
-    be.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
-    be.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    be.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
-    be.add_argument("--only", choices=("stage1", "stage2", "e2e", "train"), default=None, help="only these rows (train: stage-1 training steps/s)")
-    be.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
-    be.add_argument("--variant", default="mfcc_full_control", choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only", "hubert_pose_only", "hubert_full_control"),
-                    help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default mfcc_full_control)")
-    t = sub.add_parser("train", help="train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
-                       "torchrun --nproc_per_node N -m anitalker.cli train ...")
-    t.add_argument("stage", choices=("stage1", "stage2")); t.add_argument("out", help="run folder")
-    t.add_argument("--params", help="YAML file of flat parameters (e.g. nbs/experiments/params/tiny_cpu.yaml)")
-    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
-    t.add_argument("--no-progress", action="store_true")
-    x = sub.add_parser("experiment", help="run an experiment notebook (nbs/experiments/NAME.ipynb) with papermill into runs/<id>/")
-    x.add_argument("name", help="e.g. stage1_train"); x.add_argument("--params", help="preset name in nbs/experiments/params/ (e.g. tiny_cpu) or a YAML path")
-    x.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override parameters (values parsed as YAML)")
-    x.add_argument("--runs", default="runs", help="parent folder of run folders (default: runs)")
-    x.add_argument("--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes")
-    g = sub.add_parser("generate", help="talking-head video from a portrait and audio (stage 2 + stage 1), watermarked")
-    g.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/...; auto-cropped around the face)")
-    g.add_argument("--audio", required=True, help="speech (any format ffmpeg reads)")
-    g.add_argument("--run", default=None, help="kit run folder (RUN/stage1 + RUN/stage2, or a stage-2 run)")
-    g.add_argument("--stage1", default=None, metavar="CKPT", help="official stage1.ckpt (with --stage2 and --variant)")
-    g.add_argument("--stage2", default=None, metavar="CKPT", help="official stage2_<variant>.ckpt")
-    g.add_argument("--variant", default=None, help="mfcc_pose_only | mfcc_full_control | hubert_audio_only | hubert_pose_only | hubert_full_control")
-    g.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of the official-layout files (tiny: test files)")
-    g.add_argument("--hubert", default=None, metavar="DIR", help="local HuBERT model folder (hubert_* variants)")
-    g.add_argument("--seed", type=int, default=0); g.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
-    g.add_argument("--pose", default=None, metavar="Y,P,R", help="constant head pose in degrees (each within ±90)")
-    g.add_argument("--pose-file", default=None, metavar="NPY", help="(T,3) yaw/pitch/roll sequence in degrees (.npy)")
-    g.add_argument("--location", type=float, default=None, help="horizontal face position in [0,1]")
-    g.add_argument("--scale", type=float, default=None, help="face scale in [0,1]")
-    g.add_argument("--crop", choices=("auto", "none"), default="auto", help="auto: crop around the face (default); none: centred square")
-    g.add_argument("--paste-back", action="store_true", help="blend the animated face back into the full photo")
-    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32"); g.add_argument("--batch", type=_positive_int, default=8)
-    g.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
-    r = sub.add_parser("reenact", help="animate a portrait with the motion of a driving video (stage 1), watermarked")
-    r.add_argument("--source", required=True, help="portrait photo"); r.add_argument("--driving", required=True, help="driving video")
-    r.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
-    r.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
-    r.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of an official stage-1 file (tiny: test files)")
-    r.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
-                   help="add the driving motion's change to the portrait's own (default: on for kit-trained difference-drive models, off for official ones)")
-    r.add_argument("--crop", choices=("auto", "none"), default="auto"); r.add_argument("--paste-back", action="store_true")
-    r.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32"); r.add_argument("--batch", type=_positive_int, default=8)
-    r.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
-    w = sub.add_parser("watermark", help="read the kit's invisible watermark")
-    w.add_argument("action", choices=("detect",)); w.add_argument("video", help="a video file")
-    w.add_argument("--run", default=None, help="also report the bit accuracy against this run label")
-    w.add_argument("--json", action="store_true")
-    q = sub.add_parser("quickstart", help="run the main job on the built-in data")
-    q.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
-    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    q.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override: stage1_steps=N, stage2_steps=N, gen_steps=N, data_dir=DIR, stage1.<param>=V, stage2.<param>=V")
+    for name, (help, add_arguments, _) in COMMANDS.items(): add_arguments(sub.add_parser(name, help=help))
     return p
 
 def main(argv:list[str]|None=None) -> int:
     "Console entry point: `anitalker COMMAND ...`; errors in inputs exit with status 1 and one clear line."
     args = build_parser().parse_args(argv)
+    if args.command is None: build_parser().print_help(); return 2
     from anitalker.data.media import MediaError
-    try: return _dispatch(args)
+    try: return COMMANDS[args.command][2](args)
     except (FileNotFoundError, ValueError, KeyError, CheckpointError, MediaError) as e:
         if isinstance(e, KeyError) and e.args: e = e.args[0]          # KeyError's str() adds quotes
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
-def _dispatch(args) -> int:
-    if args.command == "info":
-        print(json.dumps({"kit_version": anitalker.__version__, **env_info()}, indent=2)); return 0
-    if args.command == "synth":
-        from anitalker.data.synthetic import make_dataset
-        m = make_dataset(args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features)
-        print(f"{m['n_kept']} clips of {m['n_speakers']} speakers in {args.out} ({m['made_now']} made now, {m['seconds_taken']} s)"); return 0
-    if args.command == "prep":
-        from anitalker.data.prep import prepare_dataset, PrepConfig
-        cfg = PrepConfig(size=args.size, min_res=args.min_res, blur_threshold=args.blur, max_yaw=args.max_yaw,
-                         clips_per_id=args.clips_per_id, seed=args.seed)
-        m = prepare_dataset(args.src, args.out, cfg, csv_path=args.csv, workers=args.workers)
-        reasons = {}
-        for r in m["clips"]:
-            if r["status"] == "dropped": reasons[r["reason"].split(":")[0]] = reasons.get(r["reason"].split(":")[0], 0) + 1
-        print(f"{m['n_kept']} clips kept ({m['n_speakers']} speakers), {m['n_dropped']} dropped {reasons}; manifest: {Path(args.out)/'manifest.json'}")
-        return 0
-    if args.command == "features":
-        from anitalker.data.datasets import extract_features
-        print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
-    if args.command == "bench":
-        from anitalker.bench import run_bench, format_report
-        rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
-        print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
-    if args.command == "train":
-        if args.stage == "stage2":
-            from anitalker.stage2.train import Stage2TrainConfig, train_stage2
-            cfg = Stage2TrainConfig.from_flat(read_params(args.params, args.set))
-            print(f"checkpoint: {train_stage2(cfg, args.out, progress=not args.no_progress)}"); return 0
-        from anitalker.stage1.train import Stage1TrainConfig, train_stage1
-        cfg = Stage1TrainConfig.from_flat(read_params(args.params, args.set))
-        print(f"checkpoint: {train_stage1(cfg, args.out, progress=not args.no_progress)}"); return 0
-    if args.command == "experiment":
-        print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
-    if args.command == "generate":
-        from anitalker.infer.pipeline import generate, TalkingHeadPipeline
-        if args.pose is not None and args.pose_file is not None: raise ValueError("give --pose or --pose-file, not both")
-        pose = args.pose_file
-        if args.pose is not None:
-            try: pose = [float(v) for v in args.pose.split(",")]
-            except ValueError: raise ValueError(f"--pose must be three numbers Y,P,R in degrees, got {args.pose!r}") from None
-            if len(pose) != 3: raise ValueError(f"--pose must be three numbers Y,P,R in degrees, got {args.pose!r}")
-        official = [args.stage1, args.stage2, args.variant]
-        if (args.run is None) == all(v is None for v in official) or (args.run is None and None in official):
-            raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
-        th = TalkingHeadPipeline.from_run(args.run, args.hubert) if args.run else TalkingHeadPipeline.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset)
-        generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose, location=args.location,
-                 scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch)
-        return 0
-    if args.command == "reenact":
-        from anitalker.infer.pipeline import reenact
-        if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
-        reenact(args.source, args.driving, args.out, run=args.run, stage1=args.stage1, relative=args.relative, crop=args.crop,
-                paste_back=args.paste_back, dtype=args.dtype, batch=args.batch, preset=args.preset)
-        return 0
-    if args.command == "watermark":
-        from anitalker.infer.watermark import detect_watermark
-        if not Path(args.video).is_file(): raise FileNotFoundError(f"video {args.video!r} does not exist")
-        r = detect_watermark(args.video, run=args.run)
-        if args.json: print(json.dumps(r, indent=1))
-        else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit watermark found")
-                    + f" ({r['frames']} frames, per-frame agreement {r['agreement']:.2f})"
-                    + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
-        return 0 if r["found"] else 3
-    if args.command == "quickstart":
-        try: rep = run_quickstart(args.out, QuickstartConfig(seed=args.seed).with_sets(args.set))
-        except RuntimeError as e: print(f"anitalker quickstart: error: {e}", file=sys.stderr); return 1
-        s1, ev, g = rep["stage1"]["self_reenactment"], rep["stage2"]["eval"], rep["generate"]
-        print(f"stage 1 held-out PSNR {s1['psnr']:.2f} dB (copy {s1['copy_psnr']:.2f}), SSIM {s1['ssim']:.3f}; stage 2 mouth r {ev['mouth_r']:.3f}, "
-              f"pose-control r {ev['pose_r']:.3f}; watermark {'found' if g['watermark_found'] else 'NOT FOUND'}; {rep['total_seconds']:.0f} s")
-        print(f"video: {g['video']}\nreport: {rep['report']}\nmetrics: {Path(rep['report']).parent/'metrics.json'}")
-        return 0 if g["watermark_found"] else 1
-    build_parser().print_help(); return 2
+# %% ../nbs/90_cli.ipynb #ab27ac09
+@command("info", "kit version and machine facts (JSON)")
+def _info(args):
+    print(json.dumps({"kit_version": anitalker.__version__, **env_info()}, indent=2)); return 0
 
-if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # `python -m anitalker.cli` (torchrun, accelerate launch); not in a notebook
+def _synth_args(p):
+    p.add_argument("out", help="output folder (clips/ and manifest.json are written inside)")
+    p.add_argument("--ids", type=_positive_int, default=50, help="number of identities (default 50)")
+    p.add_argument("--clips", type=_positive_int, default=3, help="clips per identity (default 3)")
+    p.add_argument("--seconds", type=_positive_float, default=5.0, help="clip length in seconds (default 5)")
+    p.add_argument("--size", type=int, choices=(64, 128, 256), default=64, help="frame size (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument("--features", choices=("small", "large"), default="small",
+                   help="face features: small, or large (a bigger, darker mouth and bigger eyes)")
+
+@command("synth", "write the built-in synthetic talking-face dataset", _synth_args)
+def _synth(args):
+    from anitalker.data.synthetic import make_dataset
+    m = make_dataset(args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features)
+    print(f"{m['n_kept']} clips of {m['n_speakers']} speakers in {args.out} ({m['made_now']} made now, {m['seconds_taken']} s)")
+    return 0
+
+def _prep_args(p):
+    p.add_argument("src", help="folder of videos: SRC/<speaker>/... or any layout with --csv")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--csv", default=None, help="CSV with columns path,speaker (paths relative to SRC)")
+    p.add_argument("--min-res", type=_positive_int, default=256, help="drop face crops smaller than this (default 256)")
+    p.add_argument("--blur", type=float, default=50.0, help="drop clips with Laplacian variance below this (default 50)")
+    p.add_argument("--max-yaw", type=_positive_float, default=60.0, help="drop clips turned further than this (default 60°)")
+    p.add_argument("--clips-per-id", type=_positive_int, default=3, help="keep at most this many clips per speaker (default 3)")
+    p.add_argument("--size", type=_positive_int, default=256, help="output frame size (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive_int, default=None)
+
+# %% ../nbs/90_cli.ipynb #9ad48e53
+@command("prep", "prepare a folder of real videos (detect, crop, filter, attributes)", _prep_args)
+def _prep(args):
+    from anitalker.data.prep import prepare_dataset, PrepConfig
+    cfg = PrepConfig(size=args.size, min_res=args.min_res, blur_threshold=args.blur, max_yaw=args.max_yaw,
+                     clips_per_id=args.clips_per_id, seed=args.seed)
+    m = prepare_dataset(args.src, args.out, cfg, csv_path=args.csv, workers=args.workers)
+    reasons = {}
+    for r in m["clips"]:
+        if r["status"] == "dropped": reasons[r["reason"].split(":")[0]] = reasons.get(r["reason"].split(":")[0], 0) + 1
+    print(f"{m['n_kept']} clips kept ({m['n_speakers']} speakers), {m['n_dropped']} dropped {reasons}; "
+          f"manifest: {Path(args.out)/'manifest.json'}")
+    return 0
+
+def _features_args(p):
+    p.add_argument("root", help="a prepared dataset folder")
+    p.add_argument("--kind", choices=("mfcc", "hubert"), default="mfcc")
+    p.add_argument("--hubert-dir", default=None, help="local HuBERT model folder (config.json + weights)")
+
+@command("features", "extract per-clip audio features (MFCC or HuBERT) for stage 2", _features_args)
+def _features(args):
+    from anitalker.data.datasets import extract_features
+    print(f"{extract_features(args.root, args.kind, args.hubert_dir)} clips written"); return 0
+
+# %% ../nbs/90_cli.ipynb #5d2407e7
+def _sets(p, help="override parameters (values parsed as YAML)"):
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help)
+
+def _train_args(p):
+    p.add_argument("stage", choices=("stage1", "stage2"))
+    p.add_argument("out", help="run folder")
+    p.add_argument("--params", help="YAML file of flat parameters (e.g. nbs/experiments/params/tiny_cpu.yaml)")
+    _sets(p); p.add_argument("--no-progress", action="store_true")
+
+@command("train", "train a stage into OUT (resumes if OUT has a checkpoint); several processes: "
+         "torchrun --nproc_per_node N -m anitalker.cli train ...", _train_args)
+def _train(args):
+    if args.stage == "stage2":
+        from anitalker.stage2.train import Stage2TrainConfig as Cfg, train_stage2 as train
+    else: from anitalker.stage1.train import Stage1TrainConfig as Cfg, train_stage1 as train
+    cfg = Cfg.from_flat(read_params(args.params, args.set))
+    print(f"checkpoint: {train(cfg, args.out, progress=not args.no_progress)}"); return 0
+
+def _experiment_args(p):
+    p.add_argument("name", help="e.g. stage1_train")
+    p.add_argument("--params", help="preset name in nbs/experiments/params/ (e.g. tiny_cpu) or a YAML path")
+    _sets(p)
+    p.add_argument("--runs", default="runs", help="parent folder of run folders (default: runs)")
+    p.add_argument("--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes")
+
+@command("experiment", "run an experiment notebook (nbs/experiments/NAME.ipynb) with papermill into runs/<id>/", _experiment_args)
+def _experiment(args):
+    print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
+
+# %% ../nbs/90_cli.ipynb #50ebf4ac
+def _quickstart_args(p):
+    p.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _sets(p, "override: stage1_steps=N, stage2_steps=N, gen_steps=N, data_dir=DIR, stage1.<param>=V, stage2.<param>=V")
+
+@command("quickstart", "run the main job on the built-in data", _quickstart_args)
+def _quickstart(args):
+    try: rep = run_quickstart(args.out, QuickstartConfig(seed=args.seed).with_sets(args.set))
+    except RuntimeError as e: print(f"anitalker quickstart: error: {e}", file=sys.stderr); return 1
+    s1, ev, g = rep["stage1"]["self_reenactment"], rep["stage2"]["eval"], rep["generate"]
+    print(f"stage 1 held-out PSNR {s1['psnr']:.2f} dB (copy {s1['copy_psnr']:.2f}), SSIM {s1['ssim']:.3f}; "
+          f"stage 2 mouth r {ev['mouth_r']:.3f}, pose-control r {ev['pose_r']:.3f}; "
+          f"watermark {'found' if g['watermark_found'] else 'NOT FOUND'}; {rep['total_seconds']:.0f} s")
+    print(f"video: {g['video']}\nreport: {rep['report']}\nmetrics: {Path(rep['report']).parent/'metrics.json'}")
+    return 0 if g["watermark_found"] else 1
+
+# %% ../nbs/90_cli.ipynb #7b7e073b
+def _render_args(p):
+    "What `generate` and `reenact` share: crop, paste-back, dtype, batch, output."
+    p.add_argument("--crop", choices=("auto", "none"), default="auto", help="auto: crop around the face (default); none: centred square")
+    p.add_argument("--paste-back", action="store_true", help="blend the animated face back into the full photo")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--batch", type=_positive_int, default=8, help="frames rendered at once (default 8)")
+    p.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+
+def _generate_args(p):
+    p.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/...; auto-cropped around the face)")
+    p.add_argument("--audio", required=True, help="speech (any format ffmpeg reads)")
+    p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 + RUN/stage2, or a stage-2 run)")
+    p.add_argument("--stage1", default=None, metavar="CKPT", help="official stage1.ckpt (with --stage2 and --variant)")
+    p.add_argument("--stage2", default=None, metavar="CKPT", help="official stage2_<variant>.ckpt")
+    p.add_argument("--variant", default=None, help="mfcc_pose_only | mfcc_full_control | hubert_audio_only | hubert_pose_only | "
+                                                   "hubert_full_control")
+    p.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of the official-layout files (tiny: test files)")
+    p.add_argument("--hubert", default=None, metavar="DIR", help="local HuBERT model folder (hubert_* variants)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--pose", default=None, metavar="Y,P,R", help="constant head pose in degrees (each within ±90)")
+    p.add_argument("--pose-file", default=None, metavar="NPY", help="(T,3) yaw/pitch/roll sequence in degrees (.npy)")
+    p.add_argument("--location", type=float, default=None, help="horizontal face position in [0,1]")
+    p.add_argument("--scale", type=float, default=None, help="face scale in [0,1]")
+    _render_args(p)
+
+def _pose_arg(args):
+    if args.pose is not None and args.pose_file is not None: raise ValueError("give --pose or --pose-file, not both")
+    if args.pose is None: return args.pose_file
+    try: pose = [float(v) for v in args.pose.split(",")]
+    except ValueError: pose = []
+    if len(pose) != 3: raise ValueError(f"--pose must be three numbers Y,P,R in degrees, got {args.pose!r}")
+    return pose
+
+# %% ../nbs/90_cli.ipynb #8525fa11
+@command("generate", "talking-head video from a portrait and audio (stage 2 + stage 1), watermarked", _generate_args)
+def _generate(args):
+    from anitalker.infer.pipeline import generate, TalkingHeadPipeline
+    pose, official = _pose_arg(args), [args.stage1, args.stage2, args.variant]
+    if (args.run is None) == all(v is None for v in official) or (args.run is None and None in official):
+        raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
+    th = (TalkingHeadPipeline.from_run(args.run, args.hubert) if args.run else
+          TalkingHeadPipeline.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset))
+    generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose, location=args.location,
+             scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch)
+    return 0
+
+def _reenact_args(p):
+    p.add_argument("--source", required=True, help="portrait photo")
+    p.add_argument("--driving", required=True, help="driving video")
+    p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
+    p.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
+    p.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of an official stage-1 file (tiny: test files)")
+    p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the driving motion's change to the portrait's own "
+                        "(default: on for kit-trained difference-drive models, off for official ones)")
+    _render_args(p)
+
+@command("reenact", "animate a portrait with the motion of a driving video (stage 1), watermarked", _reenact_args)
+def _reenact(args):
+    from anitalker.infer.pipeline import reenact
+    if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
+    reenact(args.source, args.driving, args.out, run=args.run, stage1=args.stage1, relative=args.relative, crop=args.crop,
+            paste_back=args.paste_back, dtype=args.dtype, batch=args.batch, preset=args.preset)
+    return 0
+
+# %% ../nbs/90_cli.ipynb #0d3d5b34
+def _watermark_args(p):
+    p.add_argument("action", choices=("detect",))
+    p.add_argument("video", help="a video file")
+    p.add_argument("--run", default=None, help="also report the bit accuracy against this run label")
+    p.add_argument("--json", action="store_true")
+
+@command("watermark", "read the kit's invisible watermark", _watermark_args)
+def _watermark(args):
+    from anitalker.infer.watermark import detect_watermark
+    if not Path(args.video).is_file(): raise FileNotFoundError(f"video {args.video!r} does not exist")
+    r = detect_watermark(args.video, run=args.run)
+    if args.json: print(json.dumps(r, indent=1))
+    else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit watermark found")
+                + f" ({r['frames']} frames, per-frame agreement {r['agreement']:.2f})"
+                + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
+    return 0 if r["found"] else 3
+
+def _bench_args(p):
+    p.add_argument("--preset", default="paper", choices=("paper", "tiny", "lia"))
+    p.add_argument("--repeats", type=_positive_int, default=3)
+    p.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
+    p.add_argument("--only", choices=("stage1", "stage2", "e2e", "train"), default=None, help="only these rows (train: stage-1 training steps/s)")
+    p.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
+    p.add_argument("--variant", default="mfcc_full_control", choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only",
+                   "hubert_pose_only", "hubert_full_control"),
+                   help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default mfcc_full_control)")
+
+@command("bench", "time and memory per module (paper preset, random weights)", _bench_args)
+def _bench(args):
+    from anitalker.bench import run_bench, format_report
+    rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
+    print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
+
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # `python -m anitalker.cli` (torchrun); not in a notebook

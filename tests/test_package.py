@@ -28,6 +28,7 @@ def test_the_wheel_builds_without_warnings_and_holds_what_the_commands_need(whee
     names = zipfile.ZipFile(path).namelist()
     for nb in ["stage1_train", "stage2_train", "generate"]: assert f"anitalker/experiments/{nb}.ipynb" in names, nb
     for y in ["tiny_cpu", "stage2_tiny_cpu", "paper_gpu"]: assert f"anitalker/experiments/params/{y}.yaml" in names, y
+    assert "anitalker/reports/quickstart.html" in names                      # the report template
     assert "anitalker/reference/official_stage1_state_dict.json" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     meta = zipfile.ZipFile(path).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()

@@ -46,7 +46,7 @@ def test_the_package_ships_its_license_experiments_and_manifests():
     exp = ROOT/"anitalker"/"experiments"
     assert exp.is_symlink() and exp.resolve() == (ROOT/"nbs"/"experiments").resolve()
     setup = (ROOT/"setup.py").read_text()
-    for pat in ["reference/*.json", "experiments/*.ipynb", "experiments/params/*.yaml"]: assert pat in setup, pat
+    for pat in ["reference/*.json", "experiments/*.ipynb", "experiments/params/*.yaml", "reports/*.html"]: assert pat in setup, pat
 
 def test_notebooks_carry_no_widget_state():
     for nb in NOTEBOOKS:

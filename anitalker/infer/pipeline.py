@@ -184,7 +184,7 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
                  dtype:str="float32", timer:_Timer|None=None, progress:bool=True, desc:str="render"):
     "Render α chunk by chunk into an mp4 with the audio; every frame carries the watermark of `label`."
     from tqdm.auto import tqdm
-    tm, bits = default(timer, _Timer()), payload_bits(label)
+    tm, bits = timer if timer is not None else _Timer(), payload_bits(label)
     with VideoWriter(out, FPS, audio=wav, sr=SR) as vw, tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress) as bar:
         for a in alphas:                                   # a driving video's chunks are read (and timed) by the iterator
             tm("render (stage 1)")

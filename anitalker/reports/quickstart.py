@@ -10,7 +10,7 @@ import anitalker
 from ..core import env_info, atomic_write
 
 # %% auto #0
-__all__ = ['METRICS_SCHEMA', 'check_metrics', 'quickstart_report']
+__all__ = ['METRICS_SCHEMA', 'TEMPLATES', 'check_metrics', 'render_template', 'quickstart_report']
 
 # %% ../../nbs/73_reports.quickstart.ipynb #6286ca43
 METRICS_SCHEMA = {   # phase -> {dotted key: meaning}
@@ -32,6 +32,15 @@ def check_metrics(d:dict, phase:str, path) -> dict:
     missing = [k for k in METRICS_SCHEMA[phase] if not has(d, k)]
     if missing: raise ValueError(f"{str(path)!r} ({phase} metrics) lacks {missing}: written by another kit version, or the phase failed")
     return d
+
+# %% ../../nbs/73_reports.quickstart.ipynb #db9106b2
+TEMPLATES = Path(anitalker.__file__).resolve().parent/"reports"   # the templates ship beside this module
+
+def render_template(name:str, **values) -> str:
+    "The template file `name` (in anitalker/reports/) with every `$placeholder` filled from `values`."
+    from string import Template
+    try: return Template((TEMPLATES/name).read_text()).substitute(values)
+    except KeyError as e: raise KeyError(f"template {name!r} needs a value for ${e.args[0]}") from None
 
 # %% ../../nbs/73_reports.quickstart.ipynb #161fdeb4
 def _png_uri(path):
@@ -114,23 +123,12 @@ def quickstart_report(cfg, run, inputs, timing, total) -> dict:
         ["generated: watermark", f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND", gen["label"]]]
     times = [["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]
     e = env_info(); envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>AniTalker kit quickstart</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;margin:.5em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>AniTalker kit quickstart</h1>
-<p>Both stages trained on the built-in synthetic data ({html.escape(str(cfg.data_dir))}), tiny presets; identities and audio
-below were never trained on: portrait of <b>{inputs['portrait_speaker']}</b>, audio of <b>{inputs['audio_speaker']}</b>.
-Run folder: {html.escape(str(run))}. Kit {anitalker.__version__}.</p>
-<video src="quickstart.mp4" controls loop width="256"></video>
-<h2>Frames</h2><img src="{_png_uri(fig_dir/'frames.png')}">
-<h2>Numbers</h2>{_table(numbers)}
-<h2>Loss curves</h2><img src="{_png_uri(fig_dir/'losses.png')}">
-<h2>Stage 1 on held-out speakers</h2><p>source / target / reconstruction / cross-reenactment</p><img src="{_png_uri(run/'stage1'/'figures'/'reenactment.png')}">
-<h3>What the motion code carries (linear-probe R² per ground-truth factor, held-out speakers; 1 = all of it, ≤ 0 = nothing)</h3>{_table(probe_rows)}
-{fig1('cross_truth.png', 'Cross-reenactment against the exact ground truth')}{fig1('diagnostics.png', 'The diagnostics over training')}
-<h2>Stage 2 on a held-out speaker</h2><img src="{_png_uri(run/'stage2'/'figures'/'mouth_and_pose.png')}">
-<h2>Time</h2>{_table(times)}{_table(envrow)}
-<p>Executed notebooks: stage1/stage1_train.ipynb, stage2/stage2_train.ipynb, generate/generate.ipynb. All numbers: metrics.json.</p>
-</body></html>"""
+    page = render_template("quickstart.html", data_dir=html.escape(str(cfg.data_dir)), run=html.escape(str(run)),
+        portrait_speaker=html.escape(inputs["portrait_speaker"]), audio_speaker=html.escape(inputs["audio_speaker"]),
+        version=anitalker.__version__, frames_png=_png_uri(fig_dir/"frames.png"), losses_png=_png_uri(fig_dir/"losses.png"),
+        numbers=_table(numbers), probes=_table(probe_rows), reenactment_png=_png_uri(run/"stage1"/"figures"/"reenactment.png"),
+        stage1_figures=fig1("cross_truth.png", "Cross-reenactment against the exact ground truth")
+                       + fig1("diagnostics.png", "The diagnostics over training"),
+        mouth_and_pose_png=_png_uri(run/"stage2"/"figures"/"mouth_and_pose.png"), times=_table(times), machine=_table(envrow))
     atomic_write(run/"report.html", page)
     return {**metrics, "report": str(run/"report.html")}

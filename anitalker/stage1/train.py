@@ -230,33 +230,45 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
                ) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
     net, D = tr.models["net"], tr.unwrap("disc").D
-    if c.jitter_scale or c.jitter_shift: batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
-    out = net(batch)
-    x, xh = batch["target"], out["recon"]
-    logs = {"l1": l1_loss(xh, x)}
-    if c.w_change > 0: logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.w_change)).mean()
-    loss = c.w_recon * logs.get("l1_change", logs["l1"])
-    if exists(percep): logs["percep"] = percep(xh, x); loss = loss + c.w_percep * logs["percep"]
+    if c.jitter_scale or c.jitter_shift:                                      # x_t ← zoom/shift(x_t): a moving crop
+        batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
+    out = net(batch)                                                          # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
+    x, xh = batch["target"], out["recon"]                                     # x_t, x̂_t
+    logs = {"l1": l1_loss(xh, x)}                                             # ‖x̂_t − x_t‖₁
+    if c.w_change > 0:                                                        # ‖(x̂_t − x_t)·w(|x_t − x_s|)‖₁
+        logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.w_change)).mean()
+    loss = c.w_recon * logs.get("l1_change", logs["l1"])                      # L = λ_r·L_rec
+    if exists(percep):                                                        #   + λ1·L_percep
+        logs["percep"] = percep(xh, x)
+        loss = loss + c.w_percep * logs["percep"]
     adv = c.w_adv > 0 and tr.step >= c.adv_start
-    if adv: logs["g_adv"] = g_nonsaturating(_Detached(D)(xh)); loss = loss + c.w_adv * logs["g_adv"]
+    if adv:                                                                   #   + λ2·L_adv = −log D(x̂_t), D frozen
+        logs["g_adv"] = g_nonsaturating(_Detached(D)(xh))
+        loss = loss + c.w_adv * logs["g_adv"]
     ml_on, mi_on = tr.step >= c.ml_start, tr.step >= c.mi_start               # identity terms on (logged either way)
-    if "mi" in out: logs["mi"] = out["mi"]; loss = loss + mi_on * c.w_mi * F.relu(out["mi"])   # a negative bound says nothing: no push
-    if "ml" in out:
-        logs["ml"] = out["ml"]; loss = loss + ml_on * c.w_ml * out["ml"]
+    if "mi" in out:                                                           #   + λ3·max(0, Î_CLUB(e_id; h_m))
+        logs["mi"] = out["mi"]
+        loss = loss + mi_on * c.w_mi * F.relu(out["mi"])                      # a negative bound says nothing: no push
+    if "ml" in out:                                                           #   + λ4·L_ml (AAM-softmax or triplet)
+        logs["ml"] = out["ml"]
+        loss = loss + ml_on * c.w_ml * out["ml"]
         if "ml_acc" in out: logs["ml_acc"] = out["ml_acc"]
     logs["alpha_sq"] = out["alpha_sq"]
-    if c.w_alpha > 0: loss = loss + c.w_alpha * out["alpha_sq"]
+    if c.w_alpha > 0: loss = loss + c.w_alpha * out["alpha_sq"]               #   + λ_α·mean(α²)
     logs["loss"] = loss
-    tr.optimize("model", loss)
+    tr.optimize("model", loss)                                                # 1. θ_G,E ← θ − η∇L
     logs["code_std"] = out["code_std"]                                        # the code's spread over the batch, and the gradient
     if hasattr(tr.unwrap("net"), "code_grad"): logs["code_grad"] = tr.unwrap("net").code_grad   # reaching it: does motion matter?
-    if adv:                                                                   # 2. discriminator
-        r1 = c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0
+    if adv:                                                                   # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
+        r1 = c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0   #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
         d = tr.models["disc"](x, xh, r1 * c.r1_every)
-        tr.optimize("disc", d["d"] + d.get("r1", 0.0)); logs.update({k: v for k, v in d.items()})
-    if c.use_mi:                                                              # 3. CLUB estimator
+        tr.optimize("disc", d["d"] + d.get("r1", 0.0))
+        logs.update(d)
+    if c.use_mi:                                                              # 3. CLUB estimator: max log q(h_m | e_id)
         xy = {"x": out["club_x"].detach(), "y": out["club_y"].detach()}
-        for _ in range(c.club_steps): ll = net(xy, mode="club"); tr.optimize("club", ll)
+        for _ in range(c.club_steps):
+            ll = net(xy, mode="club")
+            tr.optimize("club", ll)
         logs["club_ll"] = ll
     return logs
 

@@ -90,16 +90,18 @@ def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config 
                 sched:DDPMScheduler, # the training noise schedule
                ) -> dict:
     "One step of L_gen = L_diff + λ·(camera + pose variance losses); returns the numbers to log."
-    x0 = tr.unwrap("net").norm.to_x0(batch["motion"], batch["motion_start"])  # (B,W,d)
+    x0 = tr.unwrap("net").norm.to_x0(batch["motion"], batch["motion_start"])  # x_0 = norm(α_{1..W}), (B,W,d)
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
-    eps, preds = tr.models["net"](batch, sched.add_noise(x0, noise, t), t.to(x0.device), c.teacher_forcing)
-    w = diffusion_weights(sched, t, c.loss_weight, c.snr_gamma, c.prediction).to(x0.device)
-    want = diffusion_target(c.prediction, x0, noise, sched.alphas_cumprod[t].float().to(x0.device)[:, None, None])
+    x_t = sched.add_noise(x0, noise, t)                                       # x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε
+    eps, preds = tr.models["net"](batch, x_t, t.to(x0.device), c.teacher_forcing)   # ε̂_θ(x_t, t, audio, α_start, w_a)
+    w = diffusion_weights(sched, t, c.loss_weight, c.snr_gamma, c.prediction).to(x0.device)   # w_t: 1, or min-SNR
+    ab = sched.alphas_cumprod[t].float().to(x0.device)[:, None, None]         # ᾱ_t
+    want = diffusion_target(c.prediction, x0, noise, ab)                      # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
     logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
-    for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])
-    logs["loss"] = logs["diff"] + c.w_var * sum((logs[f"var_{a}"] for a in preds), torch.zeros(()))
-    tr.optimize("gen", logs["loss"], clip=c.grad_clip)
+    for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])   # ‖ĉ_a − c_a‖² per adapter attribute
+    logs["loss"] = logs["diff"] + c.w_var * sum((logs[f"var_{a}"] for a in preds), torch.zeros(()))   # L_gen = L_diff + λ·Σ_a L_a
+    tr.optimize("gen", logs["loss"], clip=c.grad_clip)                        # θ ← θ − η·clip(∇L_gen)
     return logs
 
 # %% ../../nbs/34_stage2.train.ipynb #db99e79a
