@@ -31,7 +31,8 @@ def bench_portrait(size:int=256) -> torch.Tensor: # (1,3,size,size) in [-1,1]
     return img if size == 256 else torch.nn.functional.interpolate(img, size=(size, size), mode="area")
 
 def load_any_stage1(path) -> MotionAutoencoder:
-    "A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt` (see `infer.loading.load_stage1_any`)."
+    """A kit stage-1 checkpoint (run folder or .pt) or, failing that, an official `stage1.ckpt` (see
+    `infer.loading.load_stage1_any`)."""
     from anitalker.infer.loading import load_stage1_any
     return load_stage1_any(path)[0]
 
@@ -44,28 +45,58 @@ def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat1
     rows = []
     with torch.inference_mode():
         t, src = _timeit(lambda: m.encode(portrait), repeats)
-        rows.append({"module": "encode", "preset": preset, "batch": 1, "dtype": "float32", "ms_per_frame": round(t * 1000, 1), "psnr_vs_fp32": None})
+        rows.append(
+            {
+                "module": "encode",
+                "preset": preset,
+                "batch": 1,
+                "dtype": "float32",
+                "ms_per_frame": round(t * 1000, 1),
+                "psnr_vs_fp32": None,
+            }
+        )
         for B in batches:
             alpha = src["alpha"] + 0.3 * torch.randn(B, m.cfg.motion_dim)
             ref = None
             for dt in dtypes:
                 with render_context(dt, "cpu"): t, y = _timeit(lambda: m.render(src, alpha), repeats)
                 if dt == "float32": ref = y.float()
-                rows.append({"module": "render", "preset": preset, "batch": B, "dtype": dt, "ms_per_frame": round(t * 1000 / B, 1),
-                             "psnr_vs_fp32": round(psnr(y.float(), ref).mean().item(), 1) if ref is not None and dt != "float32" else None})
+                rows.append(
+                    {
+                        "module": "render",
+                        "preset": preset,
+                        "batch": B,
+                        "dtype": dt,
+                        "ms_per_frame": round(t * 1000 / B, 1),
+                        "psnr_vs_fp32": round(psnr(y.float(), ref).mean().item(), 1)
+                        if ref is not None and dt != "float32"
+                        else None,
+                    }
+                )
     return rows
 
 # %% ../nbs/70_bench.ipynb #31950c9c
 def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(10, 60), steps:int=50,
                  dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0) -> list[dict]:
-    "Rows {module, preset, dtype, ms, ratio} for the stage-2 condition, one DDIM step and whole samplings of `seconds` of audio."
+    """Rows {module, preset, dtype, ms, ratio} for the stage-2 condition, one DDIM step and whole samplings of `seconds`
+    of audio."""
     from anitalker.stage2.generator import MotionGenerator
     from anitalker.stage2.sampling import sample_motion
     seed_everything(seed, deterministic=False)
     gen = MotionGenerator.from_preset(preset, variant=variant).eval(); c = gen.cfg
-    audio = lambda s: torch.randn((1, c.n_hubert_layers, 2 * int(s * 25), c.audio_dim) if c.front == "hubert" else (1, 4 * int(s * 25), c.audio_dim))
+    audio = lambda s: torch.randn(
+        (1, c.n_hubert_layers, 2 * int(s * 25), c.audio_dim)
+        if c.front == "hubert"
+        else (1, 4 * int(s * 25), c.audio_dim)
+    )
     a0, w0, rows = torch.zeros(1, c.motion_dim), torch.zeros(1, c.style_dim), []
-    row = lambda m, dt, ms, ratio=None: {"module": m, "preset": f"{preset}/{variant}", "dtype": dt, "ms": round(ms, 1), "ratio": ratio}
+    row = lambda m, dt, ms, ratio=None: {
+        "module": m,
+        "preset": f"{preset}/{variant}",
+        "dtype": dt,
+        "ms": round(ms, 1),
+        "ratio": ratio,
+    }
     with torch.inference_mode():
         for dt in dtypes:
             ctx = (lambda: torch.autocast("cpu", torch.bfloat16)) if dt == "bfloat16" else contextlib.nullcontext
@@ -75,16 +106,27 @@ def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(1
             rows += [row("s2.condition", dt, tc * 1000), row("s2.ddim_step", dt, td * 1000)]
             first = None
             for s in seconds:
-                A = audio(s); t, _ = _timeit(lambda: sample_motion(gen, A, a0, w0, steps=steps, dtype=dt), repeats if first is None else 1)
-                rows.append(row(f"s2.sample_{s:g}s", dt, t * 1000, None if first is None else round(t / first, 2))); first = first or t
+                A = audio(s)
+                t, _ = _timeit(
+                    lambda: sample_motion(gen, A, a0, w0, steps=steps, dtype=dt), repeats if first is None else 1
+                )
+                rows.append(row(f"s2.sample_{s:g}s", dt, t * 1000, None if first is None else round(t / first, 2)))
+                first = first or t
     return rows
 
 # %% ../nbs/70_bench.ipynb #95693861
 def random_hubert(hidden:int=1024, layers:int=24):
     "A HubertModel with random weights shaped like chinese-hubert-large (the defaults), for timing only: no download."
     from transformers import HubertConfig, HubertModel
-    cfg = HubertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
-                       feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+    cfg = HubertConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=4 * hidden,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+    )
     return HubertModel(cfg).eval()
 
 def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int=8,
@@ -102,11 +144,23 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     hub = random_hubert(gen.cfg.audio_dim, gen.cfg.n_hubert_layers - 1) if variant.startswith("hubert") else None
     th = TalkingHeadPipeline(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub)
     t = np.arange(int(seconds * 16000)) / 16000
-    wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(np.float32)   # syllable-like bursts
+    wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(
+        np.float32
+    )  # syllable-like bursts
     with tempfile.TemporaryDirectory() as d:
         Image.fromarray(skdata.astronaut()).save(f"{d}/a.png"); write_wav(f"{d}/a.wav", wav)
         t0 = time.perf_counter()
-        info = generate(f"{d}/a.png", f"{d}/a.wav", f"{d}/o.mp4", model=th, steps=steps, dtype=dtype, batch=batch, progress=False, verbose=False)
+        info = generate(
+            f"{d}/a.png",
+            f"{d}/a.wav",
+            f"{d}/o.mp4",
+            model=th,
+            steps=steps,
+            dtype=dtype,
+            batch=batch,
+            progress=False,
+            verbose=False,
+        )
         wall = time.perf_counter() - t0
     return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -118,12 +172,23 @@ def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32"
     rows = []
     for dt in dtypes:
         for s in seconds:
-            code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)}, {variant!r})))"
+            args = f"{preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)}, {variant!r}"
+            code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({args})))"
             r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if r.returncode != 0: raise RuntimeError(f"the e2e benchmark ({preset}, {s} s, {dt}) failed: {r.stderr[-800:]}")
+            if r.returncode != 0:
+                raise RuntimeError(f"the e2e benchmark ({preset}, {s} s, {dt}) failed: {r.stderr[-800:]}")
             o = json.loads(r.stdout.strip().splitlines()[-1])
-            rows.append({"module": f"e2e.generate_{s:g}s", "preset": f"{preset}/{variant}", "dtype": dt, "s": o["seconds"],
-                         "frames": o["frames"], "stages": o["times"], "peak_rss_mb": o["peak_rss_mb"]})
+            rows.append(
+                {
+                    "module": f"e2e.generate_{s:g}s",
+                    "preset": f"{preset}/{variant}",
+                    "dtype": dt,
+                    "s": o["seconds"],
+                    "frames": o["frames"],
+                    "stages": o["times"],
+                    "peak_rss_mb": o["peak_rss_mb"],
+                }
+            )
     return rows
 
 
@@ -134,28 +199,40 @@ def bf16_hardware() -> bool:
     except OSError: return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
-def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("float32", "bfloat16"),
-                       layouts=("contiguous", "channels_last"), seed:int=0,
-                       motion_res:int|None=None, # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
-                       full_targets:bool=True) -> list[dict]: # also time float32 with the whole encoder run on the targets
-    "Rows {module 's1.train_step', preset, batch, dtype, layout, targets, ms_per_step, steps_per_s, ratio, parts_ms, bf16_hw}."
+def bench_stage1_train(
+    preset: str = "tiny",
+    batch: int = 8,
+    steps: int = 5,
+    dtypes=("float32", "bfloat16"),
+    layouts=("contiguous", "channels_last"),
+    seed: int = 0,
+    motion_res: int | None = None,  # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
+    full_targets: bool = True,
+) -> list[dict]:  # also time float32 with the whole encoder run on the targets
+    """Rows {module 's1.train_step', preset, batch, dtype, layout, targets, ms_per_step, steps_per_s, ratio, parts_ms,
+    bf16_hw}."""
     from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
     from anitalker.losses.image import l1_loss, SSIMLoss
     motion_res = default(motion_res, 32 if preset == "tiny" else 0)
-    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference"); S = cfg.model_config().size
+    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference")
+    S = cfg.model_config().size
     rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
-    combos = [(dt, lay, True) for dt in dtypes for lay in layouts]     # True: driving frames get α only (what training does)
+    combos = [
+        (dt, lay, True) for dt in dtypes for lay in layouts
+    ]  # True: driving frames get α only (what training does)
     if full_targets and motion_res and "float32" in dtypes and "contiguous" in layouts:
-        combos.append(("float32", "contiguous", False))                   # the whole encoder on the targets too: the saving
+        combos.append(("float32", "contiguous", False))  # the whole encoder on the targets too: the saving
     for dt, lay, alpha_only in combos:
         seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
-        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True); g = torch.Generator().manual_seed(seed)   # as training
+        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True)
+        g = torch.Generator().manual_seed(seed)  # as training
         b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
         if lay == "channels_last":                                          # 4-D weights and the images in NHWC
             for p_ in net.parameters():
                 if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
             b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
-        parts = {"forward": [], "backward": [], "optimizer": []}; sub = {"encoder": [], "renderer": []}   # sub: inside forward
+        parts = {"forward": [], "backward": [], "optimizer": []}
+        sub = {"encoder": [], "renderer": []}  # sub: inside forward
         for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
             m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
             m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
@@ -163,25 +240,49 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
             t0 = time.perf_counter()
             with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
                 x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
-            t1 = time.perf_counter(); loss.backward(); t2 = time.perf_counter(); opt.step(); opt.zero_grad(set_to_none=True)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
             t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
         step()                                                                # warm-up
         for v in sub.values(): v.clear()
         for _ in range(steps):
             for k, v in zip(parts, step()): parts[k].append(v)
         ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
-        rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt, "layout": lay, "targets": "alpha" if alpha_only else "full", "ms_per_step": round(ms, 1),
-                     "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
-                     "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
+        rows.append(
+            {
+                "module": "s1.train_step",
+                "preset": preset,
+                "motion_res": motion_res,
+                "batch": batch,
+                "dtype": dt,
+                "layout": lay,
+                "targets": "alpha" if alpha_only else "full",
+                "ms_per_step": round(ms, 1),
+                "steps_per_s": round(1000 / ms, 2),
+                "ratio": round(ms / base, 2),
+                "bf16_hw": hw,
+                "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()},
+            }
+        )
     return rows
 
 # %% ../nbs/70_bench.ipynb #fd231d5a
-def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
-              only:str|None=None, # 'stage1', 'stage2', 'e2e' or 'train': only those rows
-              long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
-              variant:str="mfcc_full_control") -> dict: # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
-    "All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to load."
-    if only not in (None, "stage1", "stage2", "e2e", "train"): raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e' or 'train', got {only!r}")
+def run_bench(
+    preset: str = "paper",
+    quick: bool = False,
+    repeats: int = 3,
+    stage1: str | None = None,
+    only: str | None = None,  # 'stage1', 'stage2', 'e2e' or 'train': only those rows
+    long: bool = False,  # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
+    variant: str = "mfcc_full_control",
+) -> dict:  # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
+    """All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to
+    load."""
+    if only not in (None, "stage1", "stage2", "e2e", "train"):
+        raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e' or 'train', got {only!r}")
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
     model = load_any_stage1(stage1) if stage1 else None
@@ -189,35 +290,77 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
     rows = bench_stage1(preset, repeats=repeats, model=model) if only in (None, "stage1") else []
     if only in (None, "stage2"):
-        rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only", seconds=(2, 6) if quick else (10, 60),
-                             steps=4 if quick else 50, repeats=repeats)
+        rows += bench_stage2(
+            p2,
+            "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
+            seconds=(2, 6) if quick else (10, 60),
+            steps=4 if quick else 50,
+            repeats=repeats,
+        )
     if only in (None, "e2e") and model is None:
-        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)), steps=4 if quick else 50,
-                          variant=variant)
+        rows += bench_e2e(
+            p2,
+            seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)),
+            steps=4 if quick else 50,
+            variant=variant,
+        )
     if only in (None, "train"): rows += bench_stage1_train(steps=2 if quick else 10)
-    return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset, "repeats": repeats,
-            "rows": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")},
+        "preset": preset,
+        "repeats": repeats,
+        "rows": rows,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
     e = rep["env"]
-    lines = [f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset {rep['preset']} | "
-             f"median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
-             f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
+    lines = [
+        f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset "
+        f"{rep['preset']} | "
+        f"median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
+        f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}",
+    ]
     for r in (r for r in rep["rows"] if "ms_per_frame" in r):
-        lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} {'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}")
+        lines.append(
+            f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "
+            f"{'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}"
+        )
     s2 = [r for r in rep["rows"] if "ms" in r]
     if s2:
-        lines += [f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick", f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}"]
-        lines += [f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}" for r in s2]
+        lines += [
+            f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick",
+            f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}",
+        ]
+        lines += [
+            f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}"
+            for r in s2
+        ]
     e2 = [r for r in rep["rows"] if r["module"].startswith("e2e.")]
     if e2:
-        lines += [f"end to end: {e2[0]['preset']}, one process per row", f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
-        lines += [f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  " + ", ".join(f"{k} {v:.1f}" for k, v in r['stages'].items()) for r in e2]
+        lines += [
+            f"end to end: {e2[0]['preset']}, one process per row",
+            f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)",
+        ]
+        lines += [
+            f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  "
+            + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+            for r in e2
+        ]
     tr = [r for r in rep["rows"] if r["module"] == "s1.train_step"]
     if tr:
-        lines += [f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 hardware: {tr[0]['bf16_hw']})",
-                  f"{'dtype':>9s} {'layout':>13s} {'targets':>7s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / backward / optimiser ms"]
-        lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} {r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r['parts_ms'].values()) for r in tr]
+        lines += [
+            f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 "
+            f"hardware: {tr[0]['bf16_hw']})",
+            f"{'dtype':>9s} {'layout':>13s} {'targets':>7s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / "
+            "backward / optimiser ms",
+        ]
+        lines += [
+            f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} "
+            f"{r['steps_per_s']:>8.2f} {r['ratio']:>6}  "
+            + " / ".join(f"{v:.0f}" for v in r["parts_ms"].values())
+            for r in tr
+        ]
     return "\n".join(lines)

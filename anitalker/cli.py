@@ -5,7 +5,9 @@
 # %% ../nbs/90_cli.ipynb #e9247c68
 from __future__ import annotations
 import argparse, json, os, sys
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")   # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
+os.environ.setdefault(
+    "THP_MEM_ALLOC_ENABLE", "1"
+)  # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
 from pathlib import Path
 import anitalker
 from .core import env_info, CheckpointError
@@ -72,8 +74,13 @@ def _synth_args(p):
 @command("synth", "write the built-in synthetic talking-face dataset", _synth_args)
 def _synth(args):
     from anitalker.data.synthetic import make_dataset
-    m = make_dataset(args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features)
-    print(f"{m['n_kept']} clips of {m['n_speakers']} speakers in {args.out} ({m['made_now']} made now, {m['seconds_taken']} s)")
+    m = make_dataset(
+        args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features
+    )
+    print(
+        f"{m['n_kept']} clips of {m['n_speakers']} speakers in {args.out} ({m['made_now']} made now, "
+        f"{m['seconds_taken']} s)"
+    )
     return 0
 
 def _prep_args(p):
@@ -81,9 +88,15 @@ def _prep_args(p):
     p.add_argument("out", help="output folder")
     p.add_argument("--csv", default=None, help="CSV with columns path,speaker (paths relative to SRC)")
     p.add_argument("--min-res", type=_positive_int, default=256, help="drop face crops smaller than this (default 256)")
-    p.add_argument("--blur", type=float, default=50.0, help="drop clips with Laplacian variance below this (default 50)")
-    p.add_argument("--max-yaw", type=_positive_float, default=60.0, help="drop clips turned further than this (default 60°)")
-    p.add_argument("--clips-per-id", type=_positive_int, default=3, help="keep at most this many clips per speaker (default 3)")
+    p.add_argument(
+        "--blur", type=float, default=50.0, help="drop clips with Laplacian variance below this (default 50)"
+    )
+    p.add_argument(
+        "--max-yaw", type=_positive_float, default=60.0, help="drop clips turned further than this (default 60°)"
+    )
+    p.add_argument(
+        "--clips-per-id", type=_positive_int, default=3, help="keep at most this many clips per speaker (default 3)"
+    )
     p.add_argument("--size", type=_positive_int, default=256, help="output frame size (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive_int, default=None)
@@ -136,9 +149,15 @@ def _experiment_args(p):
     p.add_argument("--params", help="preset name in nbs/experiments/params/ (e.g. tiny_cpu) or a YAML path")
     _sets(p)
     p.add_argument("--runs", default="runs", help="parent folder of run folders (default: runs)")
-    p.add_argument("--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes")
+    p.add_argument(
+        "--id", default=None, help="run folder name (default: <UTC time>-<name>-<params hash>); an existing one resumes"
+    )
 
-@command("experiment", "run an experiment notebook (nbs/experiments/NAME.ipynb) with papermill into runs/<id>/", _experiment_args)
+@command(
+    "experiment",
+    "run an experiment notebook (nbs/experiments/NAME.ipynb) with papermill into runs/<id>/",
+    _experiment_args,
+)
 def _experiment(args):
     print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
 
@@ -162,7 +181,12 @@ def _quickstart(args):
 # %% ../nbs/90_cli.ipynb #7b7e073b
 def _render_args(p):
     "What `generate` and `reenact` share: crop, paste-back, dtype, batch, output."
-    p.add_argument("--crop", choices=("auto", "none"), default="auto", help="auto: crop around the face (default); none: centred square")
+    p.add_argument(
+        "--crop",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto: crop around the face (default); none: centred square",
+    )
     p.add_argument("--paste-back", action="store_true", help="blend the animated face back into the full photo")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--batch", type=_positive_int, default=8, help="frames rendered at once (default 8)")
@@ -174,9 +198,17 @@ def _generate_args(p):
     p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 + RUN/stage2, or a stage-2 run)")
     p.add_argument("--stage1", default=None, metavar="CKPT", help="official stage1.ckpt (with --stage2 and --variant)")
     p.add_argument("--stage2", default=None, metavar="CKPT", help="official stage2_<variant>.ckpt")
-    p.add_argument("--variant", default=None, help="mfcc_pose_only | mfcc_full_control | hubert_audio_only | hubert_pose_only | "
-                                                   "hubert_full_control")
-    p.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of the official-layout files (tiny: test files)")
+    p.add_argument(
+        "--variant",
+        default=None,
+        help="mfcc_pose_only | mfcc_full_control | hubert_audio_only | hubert_pose_only | hubert_full_control",
+    )
+    p.add_argument(
+        "--preset",
+        default="paper",
+        choices=("paper", "tiny"),
+        help="sizes of the official-layout files (tiny: test files)",
+    )
     p.add_argument("--hubert", default=None, metavar="DIR", help="local HuBERT model folder (hubert_* variants)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
@@ -203,8 +235,21 @@ def _generate(args):
         raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
     th = (TalkingHeadPipeline.from_run(args.run, args.hubert) if args.run else
           TalkingHeadPipeline.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset))
-    generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose, location=args.location,
-             scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch)
+    generate(
+        args.image,
+        args.audio,
+        args.out,
+        model=th,
+        seed=args.seed,
+        steps=args.steps,
+        pose=pose,
+        location=args.location,
+        scale=args.scale,
+        crop=args.crop,
+        paste_back=args.paste_back,
+        dtype=args.dtype,
+        batch=args.batch,
+    )
     return 0
 
 def _reenact_args(p):
@@ -212,7 +257,12 @@ def _reenact_args(p):
     p.add_argument("--driving", required=True, help="driving video")
     p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
     p.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
-    p.add_argument("--preset", default="paper", choices=("paper", "tiny"), help="sizes of an official stage-1 file (tiny: test files)")
+    p.add_argument(
+        "--preset",
+        default="paper",
+        choices=("paper", "tiny"),
+        help="sizes of an official stage-1 file (tiny: test files)",
+    )
     p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
                    help="add the driving motion's change to the portrait's own "
                         "(default: on for kit-trained difference-drive models, off for official ones)")
@@ -222,8 +272,19 @@ def _reenact_args(p):
 def _reenact(args):
     from anitalker.infer.pipeline import reenact
     if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
-    reenact(args.source, args.driving, args.out, run=args.run, stage1=args.stage1, relative=args.relative, crop=args.crop,
-            paste_back=args.paste_back, dtype=args.dtype, batch=args.batch, preset=args.preset)
+    reenact(
+        args.source,
+        args.driving,
+        args.out,
+        run=args.run,
+        stage1=args.stage1,
+        relative=args.relative,
+        crop=args.crop,
+        paste_back=args.paste_back,
+        dtype=args.dtype,
+        batch=args.batch,
+        preset=args.preset,
+    )
     return 0
 
 # %% ../nbs/90_cli.ipynb #0d3d5b34
@@ -239,7 +300,8 @@ def _watermark(args):
     if not Path(args.video).is_file(): raise FileNotFoundError(f"video {args.video!r} does not exist")
     r = detect_watermark(args.video, run=args.run)
     if args.json: print(json.dumps(r, indent=1))
-    else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit watermark found")
+    else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit "
+                                                                                               "watermark found")
                 + f" ({r['frames']} frames, per-frame agreement {r['agreement']:.2f})"
                 + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
     return 0 if r["found"] else 3
@@ -249,12 +311,30 @@ def _bench_args(p):
     p.add_argument("--repeats", type=_positive_int, default=3)
     p.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--stage1", default=None, metavar="CKPT", help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt")
-    p.add_argument("--only", choices=("stage1", "stage2", "e2e", "train"), default=None, help="only these rows (train: stage-1 training steps/s)")
-    p.add_argument("--long", action="store_true", help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)")
-    p.add_argument("--variant", default="mfcc_full_control", choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only",
-                   "hubert_pose_only", "hubert_full_control"),
-                   help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default mfcc_full_control)")
+    p.add_argument(
+        "--stage1",
+        default=None,
+        metavar="CKPT",
+        help="time a trained stage-1 model: kit run folder / .pt, or official stage1.ckpt",
+    )
+    p.add_argument(
+        "--only",
+        choices=("stage1", "stage2", "e2e", "train"),
+        default=None,
+        help="only these rows (train: stage-1 training steps/s)",
+    )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="end to end also for 180 s of audio (peak-RSS check; slow at the paper preset)",
+    )
+    p.add_argument(
+        "--variant",
+        default="mfcc_full_control",
+        choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only", "hubert_pose_only", "hubert_full_control"),
+        help="generator of the end-to-end rows (hubert_*: features from a random HuBERT-large; default "
+             "mfcc_full_control)",
+    )
 
 @command("bench", "time and memory per module (paper preset, random weights)", _bench_args)
 def _bench(args):
@@ -262,4 +342,5 @@ def _bench(args):
     rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
     print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
 
-if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # `python -m anitalker.cli` (torchrun); not in a notebook
+if __name__ == "__main__" and "__file__" in globals():
+    sys.exit(main())  # `python -m anitalker.cli` (torchrun); not in a notebook

@@ -169,7 +169,8 @@ def load_checkpoint(path, # a file written by torch.save
     "Load a checkpoint with `weights_only=True`, with clear errors for truncated, foreign or code-carrying files."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.is_dir(): raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a file written by torch.save")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a file written by torch.save")
     size = path.stat().st_size
     with open(path, "rb") as f: head = f.read(4)
     is_zip = head.startswith(b"PK\x03\x04")
@@ -182,9 +183,11 @@ def load_checkpoint(path, # a file written by torch.save
     try: return torch.load(path, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"checkpoint {str(path)!r} contains objects that need code to load (weights_only=True "
-                                  f"refused them: {str(e).splitlines()[0][:300]}). If you made this file yourself, "
-                                  "pass trusted=True.") from None
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} contains objects that need code to load (weights_only=True "
+                f"refused them: {str(e).splitlines()[0][:300]}). If you made this file yourself, "
+                "pass trusted=True."
+            ) from None
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {e}") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({size} bytes): {e}") from None
@@ -202,7 +205,10 @@ def env_info() -> dict:
             "python": platform.python_version(), "numpy": np.__version__}
 
 # %% ../nbs/00_core.ipynb #081e8f5b
-FPS, SR = 25, 16_000   # the kit's video frame rate and audio sample rate (16 kHz: the only rate the official features use)
+FPS, SR = (
+    25,
+    16_000,
+)  # the kit's video frame rate and audio sample rate (16 kHz: the only rate the official features use)
 
 import importlib.resources
 REFERENCE_DIR = Path(str(importlib.resources.files("anitalker")/"reference"))  # shipped as package data
@@ -212,8 +218,15 @@ def load_manifest(name:str, # e.g. 'stage1', 'stage1_discriminator', 'stage2_hub
     "The manifest of an official checkpoint: {'meta': ..., 'keys': {key: {'shape', 'dtype', 'kind'}}}."
     path = REFERENCE_DIR/f"official_{name}_state_dict.json"
     if not path.exists():
-        avail = sorted(p.name[len("official_"):-len("_state_dict.json")] for p in REFERENCE_DIR.glob("official_*_state_dict.json"))
+        avail = sorted(
+            p.name[len("official_") : -len("_state_dict.json")]
+            for p in REFERENCE_DIR.glob("official_*_state_dict.json")
+        )
         raise KeyError(f"no manifest named {name!r}; available: {avail}")
     d = json.loads(path.read_text())
-    return {"meta": {k: v for k, v in d.items() if k != "state_dict"},
-            "keys": {e["key"]: {"shape": tuple(e["shape"]), "dtype": e["dtype"], "kind": e["kind"]} for e in d["state_dict"]}}
+    return {
+        "meta": {k: v for k, v in d.items() if k != "state_dict"},
+        "keys": {
+            e["key"]: {"shape": tuple(e["shape"]), "dtype": e["dtype"], "kind": e["kind"]} for e in d["state_dict"]
+        },
+    }

@@ -27,15 +27,20 @@ def check_wav(wav, # (N,) mono samples
               min_samples:int=MFCC_WIN, # shortest accepted length
              ) -> np.ndarray:
     "`wav` as a 1-D float numpy array, or a ValueError that says what was expected."
-    if sr != SR: raise ValueError(f"expected audio at {SR} Hz, got sr={sr}; resample first, e.g. librosa.load(path, sr={SR})")
+    if sr != SR:
+        raise ValueError(f"expected audio at {SR} Hz, got sr={sr}; resample first, e.g. librosa.load(path, sr={SR})")
     if isinstance(wav, torch.Tensor): wav = wav.detach().cpu().numpy()
     wav = np.asarray(wav)
-    if wav.ndim != 1: raise ValueError(f"expected 1-D mono audio of shape (N,), got shape {wav.shape}; average or pick a channel")
+    if wav.ndim != 1:
+        raise ValueError(f"expected 1-D mono audio of shape (N,), got shape {wav.shape}; average or pick a channel")
     if wav.size == 0: raise ValueError("expected non-empty audio, got 0 samples")
     if not np.issubdtype(wav.dtype, np.floating):
         raise ValueError(f"expected float samples in [-1, 1], got dtype {wav.dtype}; e.g. divide int16 by 32768")
     if wav.size < min_samples:
-        raise ValueError(f"audio too short: expected at least {min_samples} samples ({1000*min_samples/SR:g} ms at {SR} Hz), got {wav.size}")
+        raise ValueError(
+            f"audio too short: expected at least {min_samples} samples ({1000 * min_samples / SR:g} ms at {SR} Hz), "
+            f"got {wav.size}"
+        )
     if not np.isfinite(wav).all(): raise ValueError("expected finite samples, found NaN or inf")
     return wav
 
@@ -89,7 +94,7 @@ def mfcc13(wav, # (N,) float samples at 16 kHz
     wav = check_wav(wav, sr)
     frames = frame_signal(preemphasis(wav))                                    # (F,400), a view: nothing copied yet
     fb, out = mel_filterbank(NFILT, NFFT, sr).T, []
-    for i in range(0, len(frames), 4096):                                      # blocks of 41 s: memory flat in the length
+    for i in range(0, len(frames), 4096):  # blocks of 41 s: memory flat in the length
         pspec = np.abs(np.fft.rfft(frames[i:i + 4096].astype(np.float64), NFFT)) ** 2 / NFFT   # (B,257) power spectrum
         energy = pspec.sum(1)                                                  # (B,) frame energy
         energy = np.where(energy == 0, np.finfo(float).eps, energy)
@@ -108,7 +113,9 @@ def delta(c:np.ndarray, # (F, D) features
     "First-order delta over ±N frames with edge padding (python_speech_features' `delta(feat, N)`)."
     if not (isinstance(N, (int, np.integer)) and N >= 1): raise ValueError(f"N must be an int >= 1, got {N!r}")
     F, p = len(c), np.pad(c, ((N, N), (0, 0)), mode="edge")
-    return sum(n * (p[N + n: N + n + F] - p[N - n: N - n + F]) for n in range(1, N + 1)) / (2 * sum(n * n for n in range(1, N + 1)))
+    return sum(n * (p[N + n : N + n + F] - p[N - n : N - n + F]) for n in range(1, N + 1)) / (
+        2 * sum(n * n for n in range(1, N + 1))
+    )
 
 # %% ../../nbs/15_audio.features.ipynb #5a6dae50
 def _fit_len(x:np.ndarray, n:int, axis:int=0) -> np.ndarray:
@@ -151,7 +158,12 @@ def hubert_n_frames(n_samples:int, # N, samples at 16 kHz
     return (n_samples - HUBERT_WIN) // HUBERT_HOP + 1
 
 # %% ../../nbs/15_audio.features.ipynb #995e60b6
-HUBERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+HUBERT_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 def load_hubert(path, # directory with config.json and the weights
                 device:str|torch.device="cpu", # where the model runs
@@ -161,12 +173,17 @@ def load_hubert(path, # directory with config.json and the weights
     from transformers import HubertModel
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"HuBERT directory {str(path)!r} does not exist; expected a folder with config.json and one "
-                                f"of {list(HUBERT_WEIGHT_FILES)} (e.g. a TencentGameMate/chinese-hubert-large snapshot)")
+        raise FileNotFoundError(
+            f"HuBERT directory {str(path)!r} does not exist; expected a folder with config.json and one "
+            f"of {list(HUBERT_WEIGHT_FILES)} (e.g. a TencentGameMate/chinese-hubert-large snapshot)"
+        )
     missing = [n for n in ("config.json",) if not (path / n).is_file()]
     if not any((path / n).is_file() for n in HUBERT_WEIGHT_FILES): missing.append(" or ".join(HUBERT_WEIGHT_FILES))
-    if missing: raise FileNotFoundError(f"HuBERT directory {str(path)!r} lacks {missing}; expected config.json and one of "
-                                        f"{list(HUBERT_WEIGHT_FILES)}")
+    if missing:
+        raise FileNotFoundError(
+            f"HuBERT directory {str(path)!r} lacks {missing}; expected config.json and one of "
+            f"{list(HUBERT_WEIGHT_FILES)}"
+        )
     return HubertModel.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
 
 # %% ../../nbs/15_audio.features.ipynb #8875225e
@@ -178,17 +195,22 @@ def _hubert_pass(model, x:np.ndarray) -> np.ndarray:
     hs = list(out.hidden_states); hs[-1] = out.last_hidden_state   # see above: match transformers 4.19.2
     return torch.stack(hs)[:, 0].float().cpu().numpy()
 
-def hubert_hidden_states(model, # a HubertModel (e.g. from `load_hubert`)
-                         wav, # (N,) float samples at 16 kHz
-                         sr:int=SR, # must be 16000
-                         chunk:int=60 * SR, # longest one-pass input in samples (multiple of 320); longer files are chunked
-                         context:int=100 * HUBERT_HOP, # extra samples on each side of a chunk (multiple of 320)
-                        ) -> np.ndarray: # (L+1, F, hidden) float32 at 50 Hz, F = floor((N-400)/320)+1
-    "Every HuBERT hidden state of a whole utterance (one pass, or stitched chunks for long files); puts `model` in eval mode."
+def hubert_hidden_states(
+    model,  # a HubertModel (e.g. from `load_hubert`)
+    wav,  # (N,) float samples at 16 kHz
+    sr: int = SR,  # must be 16000
+    chunk: int = 60 * SR,  # longest one-pass input in samples (multiple of 320); longer files are chunked
+    context: int = 100 * HUBERT_HOP,  # extra samples on each side of a chunk (multiple of 320)
+) -> np.ndarray:  # (L+1, F, hidden) float32 at 50 Hz, F = floor((N-400)/320)+1
+    """Every HuBERT hidden state of a whole utterance (one pass, or stitched chunks for long files); puts `model` in
+    eval mode."""
     wav = check_wav(wav, sr, min_samples=HUBERT_WIN)
     for name, v in (("chunk", chunk), ("context", context)):
         if v % HUBERT_HOP or v < (HUBERT_HOP if name == "chunk" else 0):
-            raise ValueError(f"{name} must be a {'positive' if name == 'chunk' else 'non-negative'} multiple of {HUBERT_HOP} samples, got {v}")
+            raise ValueError(
+                f"{name} must be a {'positive' if name == 'chunk' else 'non-negative'} multiple of {HUBERT_HOP} "
+                f"samples, got {v}"
+            )
     if model.training: model.eval()
     x, F = normalize_wav(wav), hubert_n_frames(len(wav))
     cf, xf = chunk // HUBERT_HOP, context // HUBERT_HOP                       # in frames
@@ -209,7 +231,8 @@ def hubert_for_video(model, # a HubertModel (e.g. from `load_hubert`)
                      sr:int=SR, # must be 16000
                      **kw, # `chunk`, `context` for `hubert_hidden_states`
                     ) -> np.ndarray: # (L+1, 2T, hidden) float32; (25, 2T, 1024) for chinese-hubert-large
-    "All HuBERT hidden states with exactly 2 frames per 25-fps video frame (the official stage-2 input, batch dim aside)."
+    """All HuBERT hidden states with exactly 2 frames per 25-fps video frame (the official stage-2 input, batch dim
+    aside)."""
     hs = hubert_hidden_states(model, wav, sr, **kw)
     hs = np.concatenate([hs, hs[:, -1:]], axis=1)                              # the official one-frame edge pad
     T = default(n_video_frames, hs.shape[1] // 2)
@@ -221,7 +244,9 @@ def audio_sha256(src, # path to a file, raw bytes, or a numpy array of samples
     "sha256 of an audio file's bytes (or of bytes / an array's dtype, shape and data)."
     h = hashlib.sha256()
     if isinstance(src, (bytes, bytearray, memoryview)): h.update(bytes(src))
-    elif isinstance(src, np.ndarray): h.update(f"{src.dtype.str}{src.shape}".encode()); h.update(np.ascontiguousarray(src).tobytes())
+    elif isinstance(src, np.ndarray):
+        h.update(f"{src.dtype.str}{src.shape}".encode())
+        h.update(np.ascontiguousarray(src).tobytes())
     else:
         p = Path(src)
         if not p.is_file(): raise FileNotFoundError(f"audio file {str(p)!r} does not exist")
@@ -235,7 +260,8 @@ class FeatureCache:
         self.root, self.hits, self.misses = Path(root), 0, 0
     def key(self, src, kind:str, params:str="") -> str:
         "sha256 of (audio content hash, kind, params)."
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", kind): raise ValueError(f"kind must be a plain name like 'mfcc39', got {kind!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", kind):
+            raise ValueError(f"kind must be a plain name like 'mfcc39', got {kind!r}")
         return hashlib.sha256(f"{audio_sha256(src)}\n{kind}\n{params}".encode()).hexdigest()
     def path(self, src, kind:str, params:str="") -> Path:
         "Where the array for (content, kind, params) lives: `root/<kind>/<key>.npy`."

@@ -22,7 +22,8 @@ ATTR_KEYS = ("yaw", "pitch", "roll", "location", "scale")   # required per-frame
 def clip_dir(root, speaker:str, clip:str) -> Path: return Path(root)/"clips"/speaker/clip
 
 def _check_name(kind, s):
-    if not s or any(c in s for c in "/\\") or s.startswith("."): raise ValueError(f"{kind} {s!r} must be a plain, non-hidden name")
+    if not s or any(c in s for c in "/\\") or s.startswith("."):
+        raise ValueError(f"{kind} {s!r} must be a plain, non-hidden name")
 
 def write_clip(root, speaker:str, clip:str,
                frames:np.ndarray, # (T,S,S,3) uint8 RGB at 25 fps
@@ -59,7 +60,9 @@ def write_clip(root, speaker:str, clip:str,
 def write_dropped(root, speaker:str, clip:str, reason:str, **info) -> Path:
     "Record that a clip was rejected, and why (a resumed run skips it)."
     p = clip_dir(root, speaker, clip).with_suffix(".dropped.json")
-    return atomic_write(p, json.dumps({"speaker": speaker, "clip": clip, "status": "dropped", "reason": reason, **info}, indent=1))
+    return atomic_write(
+        p, json.dumps({"speaker": speaker, "clip": clip, "status": "dropped", "reason": reason, **info}, indent=1)
+    )
 
 def clip_done(root, speaker:str, clip:str) -> bool:
     "True if the clip was written or dropped already."
@@ -71,8 +74,10 @@ def scan_clips(root) -> list[dict]:
     recs = []
     for spk in sorted(p for p in (Path(root)/"clips").glob("*") if p.is_dir()):
         for d in sorted(spk.iterdir()):
-            if d.name.startswith("."): continue                                  # a clip being written (or killed mid-write)
-            if d.is_dir() and (d/"meta.json").exists(): recs.append({**json.loads((d/"meta.json").read_text()), "status": "kept"})
+            if d.name.startswith("."):
+                continue  # a clip being written (or killed mid-write)
+            if d.is_dir() and (d / "meta.json").exists():
+                recs.append({**json.loads((d / "meta.json").read_text()), "status": "kept"})
             elif d.name.endswith(".dropped.json"): recs.append(json.loads(d.read_text()))
     return recs
 
@@ -93,7 +98,8 @@ class Clip:
     @classmethod
     def open(cls, path):
         path = Path(path)
-        if not (path/"meta.json").exists(): raise FileNotFoundError(f"{str(path)!r} is not a clip folder (no meta.json)")
+        if not (path / "meta.json").exists():
+            raise FileNotFoundError(f"{str(path)!r} is not a clip folder (no meta.json)")
         return cls(path, json.loads((path/"meta.json").read_text()))
     @property
     def speaker(self): return self.meta["speaker"]
@@ -107,7 +113,10 @@ class Clip:
 def list_clips(root, speakers=None) -> list[Clip]:
     "All kept clips under ROOT (optionally only these speakers), sorted by speaker and clip."
     base = Path(root)/"clips"
-    if not base.is_dir(): raise FileNotFoundError(f"{str(root)!r} has no clips/ folder: prepare data with `anitalker synth` or `anitalker prep`")
+    if not base.is_dir():
+        raise FileNotFoundError(
+            f"{str(root)!r} has no clips/ folder: prepare data with `anitalker synth` or `anitalker prep`"
+        )
     keep = set(speakers) if exists(speakers) else None
     return [Clip.open(d) for spk in sorted(base.iterdir()) if spk.is_dir() and (keep is None or spk.name in keep)
             for d in sorted(spk.iterdir()) if not d.name.startswith(".") and (d/"meta.json").exists()]
@@ -116,8 +125,11 @@ def list_clips(root, speakers=None) -> list[Clip]:
 def split_speakers(data_dir, held_out:int=2) -> tuple[list, list]:
     "(train speakers, held-out speakers) of a clips/ dataset."
     spk = sorted({c.speaker for c in list_clips(data_dir)})
-    if len(spk) < held_out + 2: raise ValueError(f"{str(data_dir)!r} has {len(spk)} speaker(s); need at least {held_out + 2} "
-                                                 f"({held_out} held out + 2 to train the identity losses)")
+    if len(spk) < held_out + 2:
+        raise ValueError(
+            f"{str(data_dir)!r} has {len(spk)} speaker(s); need at least {held_out + 2} "
+            f"({held_out} held out + 2 to train the identity losses)"
+        )
     return spk[:-held_out], spk[-held_out:]
 
 # %% ../../nbs/14_data.datasets.ipynb #99833d2a
@@ -137,7 +149,11 @@ def extract_features(root, kind:str="mfcc", # 'mfcc' or 'hubert'
         p = feature_path(root, kind, c.speaker, c.meta["clip"])
         if not c.meta["has_audio"] or (p.exists() and not overwrite): continue
         wav = c.audio()
-        x = F.mfcc_for_video(wav, c.n_frames) if kind == "mfcc" else F.hubert_for_video(model, wav, c.n_frames).astype(np.float16)
+        x = (
+            F.mfcc_for_video(wav, c.n_frames)
+            if kind == "mfcc"
+            else F.hubert_for_video(model, wav, c.n_frames).astype(np.float16)
+        )
         with atomic_open(p, "wb") as f: np.save(f, x)
         n += 1
     return n
@@ -166,31 +182,63 @@ class _ClipFrames:
 def negative_augment(p:float=0.5):
     "albumentations pipeline for identity negatives: flip, colour jitter, Gaussian blur, shift/scale/rotate."
     import albumentations as A
-    return A.Compose([A.HorizontalFlip(p=0.5), A.ColorJitter(0.2, 0.2, 0.2, 0.05, p=p), A.GaussianBlur(blur_limit=(3, 5), p=p),
-                      A.Affine(translate_percent=(-0.06, 0.06), scale=(0.9, 1.1), rotate=(-10, 10), border_mode=0, p=p)])
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(0.2, 0.2, 0.2, 0.05, p=p),
+            A.GaussianBlur(blur_limit=(3, 5), p=p),
+            A.Affine(translate_percent=(-0.06, 0.06), scale=(0.9, 1.1), rotate=(-10, 10), border_mode=0, p=p),
+        ]
+    )
 
 # %% ../../nbs/14_data.datasets.ipynb #91ca123e
-GT_CODE = {"yaw": 20., "pitch": 10., "roll": 7., "gt_tx": 0.05, "gt_zoom": 0.05, "gt_mouth_open": 0.5, "gt_mouth_width": 0.1, "gt_blink": 1.}
+GT_CODE = {
+    "yaw": 20.0,
+    "pitch": 10.0,
+    "roll": 7.0,
+    "gt_tx": 0.05,
+    "gt_zoom": 0.05,
+    "gt_mouth_open": 0.5,
+    "gt_mouth_width": 0.1,
+    "gt_blink": 1.0,
+}
 _GT_CENTRE = {"gt_zoom": 1., "gt_mouth_width": 1.}
 
 def gt_code(attrs:dict) -> np.ndarray: # a clip's attrs (built-in data)
     "(T,8) ground-truth motion factors of the built-in data at about unit scale: the 'oracle' motion code."
     missing = [k for k in GT_CODE if k not in attrs]
     if missing: raise ValueError(f"no ground truth {missing}: the oracle code needs the built-in synthetic data")
-    return np.stack([(np.asarray(attrs[k], np.float64) - _GT_CENTRE.get(k, 0.)) / s for k, s in GT_CODE.items()], 1).astype(np.float32)
+    return np.stack(
+        [(np.asarray(attrs[k], np.float64) - _GT_CENTRE.get(k, 0.0)) / s for k, s in GT_CODE.items()], 1
+    ).astype(np.float32)
 
 class Stage1PairDataset(Dataset):
     "Items {source, target (same clip, no augmentation), negative (other speaker, augmented), speaker ids[, gt (2,8)]}."
-    def __init__(self, root, speakers=None, size:int|None=None, # resize frames if they differ (e.g. 256² data, 64² model)
-                 items_per_clip:int=50, # length of an epoch = clips × items_per_clip
-                 negatives:bool=True, seed:int=0, cache_clips:int=16,
-                 gt:bool=False): # also the ground-truth codes (`gt_code`) of source and target (built-in data)
+    def __init__(
+        self,
+        root,
+        speakers=None,
+        size: int | None = None,  # resize frames if they differ (e.g. 256² data, 64² model)
+        items_per_clip: int = 50,  # length of an epoch = clips × items_per_clip
+        negatives: bool = True,
+        seed: int = 0,
+        cache_clips: int = 16,
+        gt: bool = False,
+    ):  # also the ground-truth codes (`gt_code`) of source and target (built-in data)
         self.clips = list_clips(root, speakers)
-        if not self.clips: raise ValueError(f"no clips under {str(root)!r}" + (f" for speakers {speakers}" if speakers else ""))
-        self.speakers = sorted({c.speaker for c in self.clips}); self.spk_idx = {s: i for i, s in enumerate(self.speakers)}
+        if not self.clips:
+            raise ValueError(f"no clips under {str(root)!r}" + (f" for speakers {speakers}" if speakers else ""))
+        self.speakers = sorted({c.speaker for c in self.clips})
+        self.spk_idx = {s: i for i, s in enumerate(self.speakers)}
         if negatives and len(self.speakers) < 2: raise ValueError("negatives need at least 2 speakers")
         self.by_spk = {s: [i for i, c in enumerate(self.clips) if c.speaker == s] for s in self.speakers}
-        self.frames, self.n, self.negatives, self.seed, self.epoch = _ClipFrames(self.clips, size, cache_clips), items_per_clip, negatives, seed, 0
+        self.frames, self.n, self.negatives, self.seed, self.epoch = (
+            _ClipFrames(self.clips, size, cache_clips),
+            items_per_clip,
+            negatives,
+            seed,
+            0,
+        )
         self.aug = negative_augment() if negatives else None
         self.gt = [gt_code(c.attrs()) for c in self.clips] if gt else None
     def __len__(self): return len(self.clips) * self.n
@@ -224,15 +272,43 @@ class Stage2WindowDataset(Dataset):
     "Windows {audio, motion (W,d), motion_start, latent_start, pose (W,3), location (W,1), scale (W,1)}."
     def __init__(self, root, latents, kind:str="mfcc", # audio features: 'mfcc' (4/frame), 'hubert' (2/frame) or 'none'
                  window:int=125, speakers=None, items_per_clip:int=20, seed:int=0):
-        if kind not in ("mfcc", "hubert", "none"): raise ValueError(f"kind must be 'mfcc', 'hubert' or 'none', got {kind!r}")
-        self.root, self.latents, self.kind, self.W, self.n, self.seed, self.epoch = Path(root), Path(latents), kind, window, items_per_clip, seed, 0
-        clips = [c for c in list_clips(root, speakers) if c.n_frames >= window + 1 and (kind == "none" or c.meta["has_audio"])]
-        missing = [f"{c.speaker}/{c.meta['clip']}" for c in clips if not latent_path(latents, c.speaker, c.meta["clip"]).exists()]
-        if missing: raise FileNotFoundError(f"{len(missing)} clip(s) have no stage-1 latents under {str(latents)!r} (e.g. {missing[:3]}): run stage-1 latent extraction first")
+        if kind not in ("mfcc", "hubert", "none"):
+            raise ValueError(f"kind must be 'mfcc', 'hubert' or 'none', got {kind!r}")
+        self.root, self.latents, self.kind, self.W, self.n, self.seed, self.epoch = (
+            Path(root),
+            Path(latents),
+            kind,
+            window,
+            items_per_clip,
+            seed,
+            0,
+        )
+        clips = [
+            c
+            for c in list_clips(root, speakers)
+            if c.n_frames >= window + 1 and (kind == "none" or c.meta["has_audio"])
+        ]
+        missing = [
+            f"{c.speaker}/{c.meta['clip']}"
+            for c in clips
+            if not latent_path(latents, c.speaker, c.meta["clip"]).exists()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} clip(s) have no stage-1 latents under {str(latents)!r} (e.g. {missing[:3]}): run "
+                "stage-1 latent extraction first"
+            )
         if kind != "none":
             nofeat = [c for c in clips if not feature_path(root, kind, c.speaker, c.meta["clip"]).exists()]
-            if nofeat: raise FileNotFoundError(f"{len(nofeat)} clip(s) have no {kind} features: run extract_features(root, {kind!r}) first")
-        if not clips: raise ValueError(f"no clip under {str(root)!r} is at least {window + 1} frames long" + (" with audio" if kind != "none" else ""))
+            if nofeat:
+                raise FileNotFoundError(
+                    f"{len(nofeat)} clip(s) have no {kind} features: run extract_features(root, {kind!r}) first"
+                )
+        if not clips:
+            raise ValueError(
+                f"no clip under {str(root)!r} is at least {window + 1} frames long"
+                + (" with audio" if kind != "none" else "")
+            )
         self.clips = clips
     def __len__(self): return len(self.clips) * self.n
     def set_epoch(self, epoch:int): self.epoch = epoch
@@ -241,12 +317,21 @@ class Stage2WindowDataset(Dataset):
         s = int(rng.integers(1, c.n_frames - W + 1))                              # window [s, s+W), start frame s-1
         with np.load(latent_path(self.latents, c.speaker, c.meta["clip"])) as z: alpha, wa = z["alpha"], z["w_a"]
         at = c.attrs()
-        out = {"motion": torch.from_numpy(alpha[s:s + W]).float(), "motion_start": torch.from_numpy(alpha[s - 1]).float(),
-               "latent_start": torch.from_numpy(wa[s - 1]).float(),
-               "pose": torch.from_numpy(np.clip(np.stack([at["yaw"], at["pitch"], at["roll"]], 1)[s:s + W] / 90, -1, 1)).float(),
-               "location": torch.from_numpy(at["location"][s:s + W, None]).float(), "scale": torch.from_numpy(at["scale"][s:s + W, None]).float(),
-               "start": s, "clip": i % len(self.clips)}
+        out = {
+            "motion": torch.from_numpy(alpha[s : s + W]).float(),
+            "motion_start": torch.from_numpy(alpha[s - 1]).float(),
+            "latent_start": torch.from_numpy(wa[s - 1]).float(),
+            "pose": torch.from_numpy(
+                np.clip(np.stack([at["yaw"], at["pitch"], at["roll"]], 1)[s : s + W] / 90, -1, 1)
+            ).float(),
+            "location": torch.from_numpy(at["location"][s : s + W, None]).float(),
+            "scale": torch.from_numpy(at["scale"][s : s + W, None]).float(),
+            "start": s,
+            "clip": i % len(self.clips),
+        }
         if self.kind != "none":
             f = np.load(feature_path(self.root, self.kind, c.speaker, c.meta["clip"]), mmap_mode="r")
-            out["audio"] = torch.from_numpy(np.array(f[4 * s:4 * (s + W)] if self.kind == "mfcc" else f[:, 2 * s:2 * (s + W)], np.float32))
+            out["audio"] = torch.from_numpy(
+                np.array(f[4 * s : 4 * (s + W)] if self.kind == "mfcc" else f[:, 2 * s : 2 * (s + W)], np.float32)
+            )
         return out

@@ -21,7 +21,8 @@ def as_frames(frames, # (T,H,W,3) or (H,W,3) uint8 RGB
     if x.ndim == 3: x = x[None]
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected RGB frames of shape (T,H,W,3) or (H,W,3), got {np.shape(frames)}")
-    if x.dtype != np.uint8: raise ValueError(f"expected uint8 frames, got {x.dtype} (convert with (x*255).astype('uint8'))")
+    if x.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames, got {x.dtype} (convert with (x*255).astype('uint8'))")
     if x.shape[0] == 0: raise ValueError("got an empty clip (T=0)")
     return np.ascontiguousarray(x)
 
@@ -29,8 +30,10 @@ def _mp():
     "The MediaPipe `solutions` namespace (imported on first use; it takes about a second)."
     try: import mediapipe as mp
     except ImportError as e:
-        raise ImportError("face detection needs MediaPipe, installed apart because its metadata pins numpy<2: "
-                          "pip install 'anitalker[faces]' && pip install --no-deps mediapipe==0.10.21 (make setup does both)") from e
+        raise ImportError(
+            "face detection needs MediaPipe, installed apart because its metadata pins numpy<2: "
+            "pip install 'anitalker[faces]' && pip install --no-deps mediapipe==0.10.21 (make setup does both)"
+        ) from e
     return mp.solutions
 
 @contextlib.contextmanager
@@ -121,7 +124,9 @@ def crop_and_resize(frames, # (T,H,W,3) or (H,W,3) uint8 RGB
     pads = ((0, 0), (max(0, -y0), max(0, y1 - H)), (max(0, -x0), max(0, x1 - W)), (0, 0))
     if any(p for pp in pads for p in pp): sub = np.pad(sub, pads, mode=pad_mode)
     interp = cv2.INTER_AREA if sub.shape[1] * sub.shape[2] > size * size else cv2.INTER_CUBIC
-    out = np.stack([f if f.shape[:2] == (size, size) else cv2.resize(f, (size, size), interpolation=interp) for f in sub])
+    out = np.stack(
+        [f if f.shape[:2] == (size, size) else cv2.resize(f, (size, size), interpolation=interp) for f in sub]
+    )
     return out if np.ndim(frames) == 4 else out[0]
 
 # %% ../../nbs/12_data.faces.ipynb #8427b4cd
@@ -142,9 +147,16 @@ def face_landmarks(frames, # (T,H,W,3) or (H,W,3) uint8 RGB
     x = as_frames(frames); T, H, W, _ = x.shape
     out = np.full((T, 468, 2), np.nan)
     static = T == 1 if static is None else static
-    with _quiet_native_stderr(), _mp().face_mesh.FaceMesh(static_image_mode=static, max_num_faces=1, refine_landmarks=False,
-                                                          min_detection_confidence=min_confidence,
-                                                          min_tracking_confidence=min_confidence) as mesh:
+    with (
+        _quiet_native_stderr(),
+        _mp().face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=1,
+            refine_landmarks=False,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        ) as mesh,
+    ):
         for t in range(T):
             res = mesh.process(x[t]).multi_face_landmarks
             if res: out[t] = [(p.x * W, p.y * H) for p in res[0].landmark]
@@ -152,16 +164,19 @@ def face_landmarks(frames, # (T,H,W,3) or (H,W,3) uint8 RGB
 
 # %% ../../nbs/12_data.faces.ipynb #69392f87
 POSE_MESH_IDX = (1, 168, 33, 263, 133, 362, 61, 291, 152) # face-mesh points used for the pose
-GENERIC_FACE_3D = np.array([  # mm; x: subject's left (image right), y: up, z: out of the face; origin between outer eye corners
-    [  0.,  -42., 42.],  #   1 nose tip (pronasale)
-    [  0.,    3., 22.],  # 168 nose bridge between the eyes
-    [-45.,    0.,  0.],  #  33 right eye, outer corner (subject's right, image left)
-    [ 45.,    0.,  0.],  # 263 left eye, outer corner
-    [-16.,   -2.,  8.],  # 133 right eye, inner corner
-    [ 16.,   -2.,  8.],  # 362 left eye, inner corner
-    [-25.,  -62.,  6.],  #  61 mouth, right corner
-    [ 25.,  -62.,  6.],  # 291 mouth, left corner
-    [  0., -110., 10.]]) # 152 chin (menton)
+GENERIC_FACE_3D = np.array(
+    [  # mm; x: subject's left (image right), y: up, z: out of the face; origin between outer eye corners
+        [0.0, -42.0, 42.0],  #   1 nose tip (pronasale)
+        [0.0, 3.0, 22.0],  # 168 nose bridge between the eyes
+        [-45.0, 0.0, 0.0],  #  33 right eye, outer corner (subject's right, image left)
+        [45.0, 0.0, 0.0],  # 263 left eye, outer corner
+        [-16.0, -2.0, 8.0],  # 133 right eye, inner corner
+        [16.0, -2.0, 8.0],  # 362 left eye, inner corner
+        [-25.0, -62.0, 6.0],  #  61 mouth, right corner
+        [25.0, -62.0, 6.0],  # 291 mouth, left corner
+        [0.0, -110.0, 10.0],
+    ]
+)  # 152 chin (menton)
 
 def euler_to_rotation(yaw:float, pitch:float, roll:float, # degrees, the kit's (= 3DDFA_V2's) signs
                      ) -> np.ndarray: # (3,3) R = Rz(roll) Ry(-yaw) Rx(pitch); camera x right, y up, z to the viewer
@@ -233,11 +248,12 @@ def interp_invalid(x:np.ndarray, # (T,...) per-frame values (NaN or garbage wher
     out = np.stack([np.interp(t, t[valid], c[valid]) for c in flat.T], axis=-1)
     return out.reshape(x.shape)
 
-def face_attributes(frames, # (T,H,W,3) or (H,W,3) uint8 RGB, normally the 256² crops
-                    static:bool|None=None, # face-mesh mode (see `face_landmarks`); None: video mode for clips
-                    min_confidence:float=0.5, # face-mesh detection/tracking threshold
-                    focal:float|None=None, # pose camera focal length in pixels of `frames`; None: their width
-                   ) -> dict: # per-frame (T,) arrays yaw, pitch, roll (deg), location, scale, valid; plus landmarks, invalid_fraction
+def face_attributes(
+    frames,  # (T,H,W,3) or (H,W,3) uint8 RGB, normally the 256² crops
+    static: bool | None = None,  # face-mesh mode (see `face_landmarks`); None: video mode for clips
+    min_confidence: float = 0.5,  # face-mesh detection/tracking threshold
+    focal: float | None = None,  # pose camera focal length in pixels of `frames`; None: their width
+) -> dict:  # per-frame (T,) arrays yaw, pitch, roll (deg), location, scale, valid; plus landmarks, invalid_fraction
     "Per-frame head pose and camera parameters of a clip, with a validity mask and invalid frames interpolated."
     x = as_frames(frames); T, H, W, _ = x.shape
     lm = face_landmarks(x, static=static, min_confidence=min_confidence)

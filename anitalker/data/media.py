@@ -39,11 +39,14 @@ def probe(path) -> dict:
         # ffmpeg guesses a format for some random bytes ("lrc detected only with low score"): a guess is not a file
         raise MediaError(f"{str(path)!r} is not a readable video/audio file: {err.strip().splitlines()[-1][:200]}")
     info = {"path": str(path), "has_video": False, "has_audio": False, "duration": None}
-    if m := re.search(r"Duration: (\d+):(\d+):([\d.]+)", err): info["duration"] = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    if m := re.search(r"Duration: (\d+):(\d+):([\d.]+)", err):
+        info["duration"] = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
     if m := re.search(r"Stream #\S+.*?Video: .*?, (\d{2,5})x(\d{2,5})[ ,].*?(?:([\d.]+) fps|([\d.]+) tbr)", err):
         info.update(has_video=True, width=int(m[1]), height=int(m[2]), fps=float(m[3] or m[4]))
     if m := re.search(r"Stream #\S+.*?Audio: (\w+).*?, (\d+) Hz, ([^,]+)", err):
-        ch = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}.get(m[3].strip().split("(")[0], None)
+        ch = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}.get(
+            m[3].strip().split("(")[0], None
+        )
         if ch is None and (n := re.match(r"(\d+)", m[3].strip())): ch = int(n[1])
         info.update(has_audio=True, audio_codec=m[1], audio_sr=int(m[2]), audio_channels=ch or 0)
     if not (info["has_video"] or info["has_audio"]):
@@ -61,7 +64,9 @@ def iter_video(path, fps:float|None=25, # None keeps the source rate
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
     if exists(fps): args += ["-vf", f"fps={fps}"]
     if exists(max_frames): args += ["-frames:v", str(max_frames)]
-    proc = subprocess.Popen(args + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     fsize, n = w * h * 3, 0
     try:
         while True:
@@ -86,7 +91,8 @@ def read_audio(path, sr:int=16000, # target sample rate in Hz
     if not info["has_audio"]: raise MediaError(f"{str(path)!r} has no audio stream")
     ch = max(info["audio_channels"], 1)      # decode every channel, then average (ffmpeg's own downmix is -3 dB louder)
     r = _run(["-v", "error", "-i", str(path), "-vn", "-ac", str(ch), "-ar", str(sr), "-f", "f32le", "-"], path)
-    if r.returncode != 0: raise MediaError(f"could not decode audio of {str(path)!r}: {r.stderr.decode(errors='replace')[-300:]}")
+    if r.returncode != 0:
+        raise MediaError(f"could not decode audio of {str(path)!r}: {r.stderr.decode(errors='replace')[-300:]}")
     wav = np.frombuffer(r.stdout, np.float32)
     wav = wav[: len(wav) // ch * ch].reshape(-1, ch).mean(1).astype(np.float32)
     if wav.size == 0: raise MediaError(f"audio stream of {str(path)!r} is empty")
@@ -111,7 +117,8 @@ class VideoWriter:
 
     def _start(self, h, w):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent); os.close(fd)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
         args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                 "-s", f"{w}x{h}", "-r", str(self.fps), "-i", "-"]
         if exists(self.audio):
@@ -126,9 +133,11 @@ class VideoWriter:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"VideoWriter.write expects uint8 frames (n,H,W,3), got {frames.dtype} {frames.shape}")
         if self.proc is None:
-            if frames.shape[1] % 2 or frames.shape[2] % 2: raise ValueError(f"H.264 needs even frame sizes, got {frames.shape[1:3]}")
+            if frames.shape[1] % 2 or frames.shape[2] % 2:
+                raise ValueError(f"H.264 needs even frame sizes, got {frames.shape[1:3]}")
             self.shape = frames.shape[1:]; self._start(*frames.shape[1:3])
-        elif frames.shape[1:] != self.shape: raise ValueError(f"frame size changed from {self.shape} to {frames.shape[1:]}")
+        elif frames.shape[1:] != self.shape: raise ValueError(f"frame size changed from {self.shape} to "
+                                                              f"{frames.shape[1:]}")
         self.proc.stdin.write(np.ascontiguousarray(frames).tobytes()); self.n += len(frames)
 
     def __enter__(self): return self

@@ -47,25 +47,51 @@ def discover_videos(src, csv_path=None) -> list[dict]:
     if exists(csv_path):
         with open(csv_path, newline="") as f: rows = list(csv.DictReader(f))
         if not rows or not {"path", "speaker"} <= set(rows[0]):
-            raise ValueError(f"{str(csv_path)!r} needs a header with columns 'path' and 'speaker', got {list(rows[0]) if rows else 'no rows'}")
+            raise ValueError(
+                f"{str(csv_path)!r} needs a header with columns 'path' and 'speaker', got "
+                f"{list(rows[0]) if rows else 'no rows'}"
+            )
         for r in rows:
             p = Path(r["path"]) if Path(r["path"]).is_absolute() else src/r["path"]
-            items.append({"path": str(p), "speaker": _safe(r["speaker"]), "clip": _safe(str(Path(r["path"]).with_suffix("")).replace("/", "__"))})
+            items.append(
+                {
+                    "path": str(p),
+                    "speaker": _safe(r["speaker"]),
+                    "clip": _safe(str(Path(r["path"]).with_suffix("")).replace("/", "__")),
+                }
+            )
     else:
         for p in sorted(src.rglob("*")):
             if p.suffix.lower() not in VIDEO_EXTS or not p.is_file(): continue
             rel = p.relative_to(src)
-            if len(rel.parts) < 2: raise ValueError(f"cannot tell the speaker of {str(p)!r}: put videos in SRC/<speaker>/… (VoxCeleb style) or pass a CSV")
-            items.append({"path": str(p), "speaker": _safe(rel.parts[0]), "clip": _safe("__".join(rel.with_suffix("").parts[1:]))})
+            if len(rel.parts) < 2:
+                raise ValueError(
+                    f"cannot tell the speaker of {str(p)!r}: put videos in SRC/<speaker>/… (VoxCeleb style) or pass a "
+                    "CSV"
+                )
+            items.append(
+                {
+                    "path": str(p),
+                    "speaker": _safe(rel.parts[0]),
+                    "clip": _safe("__".join(rel.with_suffix("").parts[1:])),
+                }
+            )
     if not items: raise FileNotFoundError(f"no videos ({', '.join(sorted(VIDEO_EXTS))}) found under {str(src)!r}")
     return items
 
 # %% ../../nbs/13_data.prep.ipynb #b5b6c33e
-def filter_reason(cfg:PrepConfig, crop_side:int, blur:float|None=None, yaw:np.ndarray|None=None, seconds:float|None=None) -> str|None:
+def filter_reason(
+    cfg: PrepConfig,
+    crop_side: int,
+    blur: float | None = None,
+    yaw: np.ndarray | None = None,
+    seconds: float | None = None,
+) -> str | None:
     "None if the segment passes; otherwise the reason it is dropped."
     if exists(seconds) and seconds < cfg.min_seconds: return f"too short: {seconds:.2f} s < {cfg.min_seconds} s"
     if crop_side < cfg.min_res: return f"resolution: face crop {crop_side} px < {cfg.min_res} px (--min-res)"
-    if exists(blur) and blur < cfg.blur_threshold: return f"blurry: Laplacian variance {blur:.1f} < {cfg.blur_threshold}"
+    if exists(blur) and blur < cfg.blur_threshold:
+        return f"blurry: Laplacian variance {blur:.1f} < {cfg.blur_threshold}"
     if exists(yaw):
         p95 = float(np.percentile(np.abs(yaw), 95))
         if p95 > cfg.max_yaw: return f"yaw: 95th percentile |yaw| {p95:.1f}° > {cfg.max_yaw}°"
@@ -100,7 +126,9 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
     "Prepare one video (all its segments) into `out`; returns the segment records (kept and dropped)."
     from anitalker.data.faces import clip_crop_box, blur_score, face_attributes
     spk, base, path = item["speaker"], item["clip"], item["path"]
-    def drop(clip, reason, **kw): write_dropped(out, spk, clip, reason, source=path, **kw); return {"speaker": spk, "clip": clip, "status": "dropped", "reason": reason}
+    def drop(clip, reason, **kw):
+        write_dropped(out, spk, clip, reason, source=path, **kw)
+        return {"speaker": spk, "clip": clip, "status": "dropped", "reason": reason}
     try:
         info = probe(path)
         if not info["has_video"]: return [drop(base, "no video stream")]
@@ -110,9 +138,13 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
     names = [f"{base}_s{i:03d}" if many else base for i in range(len(segs))]
     recs, crops = {}, {}
     for i, (s, e) in enumerate(segs):
-        if not np.isfinite(boxes[s:e]).all(1).any(): recs[i] = drop(names[i], f"no face found in any of {e - s} frames"); continue
+        if not np.isfinite(boxes[s:e]).all(1).any():
+            recs[i] = drop(names[i], f"no face found in any of {e - s} frames")
+            continue
         box = clip_crop_box(boxes[s:e], (info["height"], info["width"]), cfg.expand)
-        if r := filter_reason(cfg, box.size, seconds=(e - s) / FPS): recs[i] = drop(names[i], r, crop_side=box.size); continue
+        if r := filter_reason(cfg, box.size, seconds=(e - s) / FPS):
+            recs[i] = drop(names[i], r, crop_side=box.size)
+            continue
         crops[i] = box
     frames = _crop_pass(path, cfg, segs, crops) if crops else {}
     audio = read_audio(path, SR) if info["has_audio"] else None
@@ -123,9 +155,17 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
         except ValueError as ex: recs[i] = drop(names[i], f"no face mesh: {ex}"); continue
         if r := filter_reason(cfg, box.size, blur, at["yaw"]): recs[i] = drop(names[i], r, crop_side=box.size); continue
         au = audio[int(s * SR / FPS):int(e * SR / FPS)] if exists(audio) else None
-        meta = {"source": path, "segment": [int(s), int(e)], "src_fps": info["fps"], "src_size": [info["width"], info["height"]],
-                "crop_xy_size": [box.x0, box.y0, box.size], "blur": round(blur, 2), "max_faces": int(counts[s:e].max()),
-                "mesh_invalid_fraction": at["invalid_fraction"], "motion_only": au is None}
+        meta = {
+            "source": path,
+            "segment": [int(s), int(e)],
+            "src_fps": info["fps"],
+            "src_size": [info["width"], info["height"]],
+            "crop_xy_size": [box.x0, box.y0, box.size],
+            "blur": round(blur, 2),
+            "max_faces": int(counts[s:e].max()),
+            "mesh_invalid_fraction": at["invalid_fraction"],
+            "motion_only": au is None,
+        }
         write_clip(out, spk, names[i], fr, {k: at[k] for k in ("yaw", "pitch", "roll", "location", "scale")}, au, meta)
         recs[i] = {"speaker": spk, "clip": names[i], "status": "kept", **meta}
     return [recs[i] for i in sorted(recs)]
@@ -147,7 +187,13 @@ def select_per_speaker(out, cfg:PrepConfig) -> int:
         order = np.random.default_rng([cfg.seed, h]).permutation(sorted(clips))
         for clip in order[cfg.clips_per_id:]:
             import shutil; shutil.rmtree(clip_dir(out, spk, clip))
-            write_dropped(out, spk, str(clip), f"per-speaker quota: {cfg.clips_per_id} clips kept of {len(clips)} (seed {cfg.seed})", passed_filters=True)
+            write_dropped(
+                out,
+                spk,
+                str(clip),
+                f"per-speaker quota: {cfg.clips_per_id} clips kept of {len(clips)} (seed {cfg.seed})",
+                passed_filters=True,
+            )
             n += 1
     return n
 
@@ -173,10 +219,16 @@ def prepare_dataset(src, out, cfg:PrepConfig|None=None, csv_path=None,
     if workers == 1 or len(todo) <= 1:
         for it in todo: _work((it, out, cfg.to_dict())); bar.update()
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:   # spawn: MediaPipe threads do not survive fork
+        # spawn: MediaPipe threads do not survive fork
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
             for _ in ex.map(_work, [(it, out, cfg.to_dict()) for it in todo]): bar.update()
     bar.close()
     quota = select_per_speaker(out, cfg)
     man = write_manifest(out, {"source": str(src), **cfg.to_dict()})
-    man.update(videos=len(items), processed_now=len(todo), quota_dropped_now=quota, seconds_taken=round(time.perf_counter() - t0, 2))
+    man.update(
+        videos=len(items),
+        processed_now=len(todo),
+        quota_dropped_now=quota,
+        seconds_taken=round(time.perf_counter() - t0, 2),
+    )
     return man

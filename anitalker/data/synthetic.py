@@ -37,14 +37,39 @@ def sample_identity(seed:int, idx:int) -> Identity:
     "Identity `idx` of the dataset with this `seed` (deterministic)."
     r = np.random.default_rng([seed, idx, 1])
     tone = r.uniform(0.25, 1.0)                                   # skin: light..dark along a warm axis
-    skin = tuple(int(c) for c in np.array([235, 200, 170]) * tone + np.array([30, 20, 10]) * (1 - tone) + r.integers(-12, 12, 3))
-    return Identity(id=idx, head_a=r.uniform(0.21, 0.26), head_b=r.uniform(0.27, 0.32), skin=skin,
-        hair=_colour(r, 10, 200), shirt=_colour(r), iris=_colour(r, 20, 160), lip=tuple(int(c) for c in np.array(skin) * [0.8, 0.45, 0.45]),
-        hair_style=int(r.integers(0, 4)), hairline=r.uniform(28, 48), eye_theta=r.uniform(14, 24), eye_phi=r.uniform(4, 14),
-        eye_size=r.uniform(0.17, 0.25), brow=r.uniform(0.02, 0.05), nose_len=r.uniform(0.12, 0.3), nose_w=r.uniform(7, 12),
-        mouth_w=r.uniform(22, 32), ear=r.uniform(0.12, 0.2), glasses=bool(r.random() < 0.25), earrings=bool(r.random() < 0.2),
-        beard=bool(r.random() < 0.2), bg1=_colour(r), bg2=_colour(r), bg_pattern=int(r.integers(0, 3)), bg_freq=r.uniform(1, 4),
-        f0=r.uniform(95, 240), rate=r.uniform(0.8, 1.25), motion=r.uniform(0.6, 1.3))
+    skin = tuple(
+        int(c) for c in np.array([235, 200, 170]) * tone + np.array([30, 20, 10]) * (1 - tone) + r.integers(-12, 12, 3)
+    )
+    return Identity(
+        id=idx,
+        head_a=r.uniform(0.21, 0.26),
+        head_b=r.uniform(0.27, 0.32),
+        skin=skin,
+        hair=_colour(r, 10, 200),
+        shirt=_colour(r),
+        iris=_colour(r, 20, 160),
+        lip=tuple(int(c) for c in np.array(skin) * [0.8, 0.45, 0.45]),
+        hair_style=int(r.integers(0, 4)),
+        hairline=r.uniform(28, 48),
+        eye_theta=r.uniform(14, 24),
+        eye_phi=r.uniform(4, 14),
+        eye_size=r.uniform(0.17, 0.25),
+        brow=r.uniform(0.02, 0.05),
+        nose_len=r.uniform(0.12, 0.3),
+        nose_w=r.uniform(7, 12),
+        mouth_w=r.uniform(22, 32),
+        ear=r.uniform(0.12, 0.2),
+        glasses=bool(r.random() < 0.25),
+        earrings=bool(r.random() < 0.2),
+        beard=bool(r.random() < 0.2),
+        bg1=_colour(r),
+        bg2=_colour(r),
+        bg_pattern=int(r.integers(0, 3)),
+        bg_freq=r.uniform(1, 4),
+        f0=r.uniform(95, 240),
+        rate=r.uniform(0.8, 1.25),
+        motion=r.uniform(0.6, 1.3),
+    )
 
 # %% ../../nbs/10_data.synthetic.ipynb #3c3e140f
 def rotation(yaw:float, pitch:float, roll:float) -> np.ndarray: # degrees
@@ -60,7 +85,11 @@ class Head:
     def __init__(self, a, b, cx, cy, R): self.abc, self.c0, self.R = np.array([a, b, a]), np.array([cx, cy]), R
     def point(self, th, ph, lift=1.0): # degrees; lift > 1 raises the point off the surface
         th, ph = np.radians(th), np.radians(ph)
-        p = np.stack(np.broadcast_arrays(np.sin(th) * np.cos(ph), np.sin(ph), np.cos(th) * np.cos(ph)), -1) * self.abc * np.asarray(lift)[..., None]
+        p = (
+            np.stack(np.broadcast_arrays(np.sin(th) * np.cos(ph), np.sin(ph), np.cos(th) * np.cos(ph)), -1)
+            * self.abc
+            * np.asarray(lift)[..., None]
+        )
         return p @ self.R.T                                                   # rotated 3-D, (…,3)
     def to2d(self, p): return np.stack([self.c0[0] + p[..., 0], self.c0[1] - p[..., 1]], -1)
     def normal_z(self, th, ph):
@@ -81,7 +110,15 @@ class Head:
 def _poly(img, pts, col, ss):
     cv2.fillPoly(img, [np.round(pts * 16).astype(np.int32)], col, cv2.LINE_AA, shift=4)
 def _line(img, p, q, col, th):
-    cv2.line(img, tuple(int(v) for v in np.round(p * 16)), tuple(int(v) for v in np.round(q * 16)), col, max(1, int(round(th))), cv2.LINE_AA, shift=4)
+    cv2.line(
+        img,
+        tuple(int(v) for v in np.round(p * 16)),
+        tuple(int(v) for v in np.round(q * 16)),
+        col,
+        max(1, int(round(th))),
+        cv2.LINE_AA,
+        shift=4,
+    )
 def _hull(pts): return cv2.convexHull(pts.reshape(-1, 2).astype(np.float32))[:, 0]
 def _shade(c, f): return tuple(int(min(255, v * f)) for v in c)
 
@@ -91,8 +128,11 @@ def background(ident:Identity, N:int) -> np.ndarray:
     key = (ident.id, ident.bg1, N)
     if key not in _BG_CACHE:
         y, x = np.mgrid[0:N, 0:N] / N
-        t = [y, 0.5 + 0.5 * np.sin(2 * np.pi * ident.bg_freq * (x + 0.3 * y)),
-             0.5 + 0.25 * (np.sin(2 * np.pi * ident.bg_freq * x) + np.cos(2 * np.pi * ident.bg_freq * 0.7 * y))][ident.bg_pattern]
+        t = [
+            y,
+            0.5 + 0.5 * np.sin(2 * np.pi * ident.bg_freq * (x + 0.3 * y)),
+            0.5 + 0.25 * (np.sin(2 * np.pi * ident.bg_freq * x) + np.cos(2 * np.pi * ident.bg_freq * 0.7 * y)),
+        ][ident.bg_pattern]
         img = np.array(ident.bg1) * (1 - t[..., None]) + np.array(ident.bg2) * t[..., None]
         if len(_BG_CACHE) > 64: _BG_CACHE.clear()
         _BG_CACHE[key] = img.astype(np.uint8)
@@ -105,7 +145,7 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
                  zoom=1., # head scale factor
                  mouth_open=0., mouth_width=1., blink=0., # in [0,1], ~1, [0,1]
                  ss:int=2, # supersampling factor
-                 features:str="small"): # 'small' (the first built-in data) or 'large': a bigger, darker mouth and bigger eyes
+                 features:str="small"): # 'small' (the first built-in data) or 'large' (bigger mouth and eyes)
     "One RGB frame (size,size,3) uint8 and its camera parameters {'location', 'scale'}."
     N = size * ss; img = background(ident, N); id_ = ident
     a, b = id_.head_a * N * zoom, id_.head_b * N * zoom
@@ -115,10 +155,31 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
         th, ph = np.meshgrid(np.linspace(60, 300, 13), np.linspace(-55, 85, 8))
         _poly(img, _hull(h.to2d(h.point(th, ph, 1.12))), _shade(id_.hair, 0.85), ss)
     neck = h.to2d(h.point(0, -60)); sh_y = N * 0.47 + b * 1.35
-    _poly(img, np.array([[neck[0] - a * 0.35, neck[1]], [neck[0] + a * 0.35, neck[1]], [neck[0] + a * 0.4, N], [neck[0] - a * 0.4, N]]), _shade(id_.skin, 0.85), ss)
-    t = np.linspace(np.pi, 2 * np.pi, 24); _poly(img, np.stack([neck[0] + 2.3 * a * np.cos(t), sh_y + 0.9 * b - 0.9 * b * np.abs(np.sin(t)) * 0 + 0.8 * b * np.sin(t)], -1), id_.shirt, ss)
+    _poly(
+        img,
+        np.array(
+            [
+                [neck[0] - a * 0.35, neck[1]],
+                [neck[0] + a * 0.35, neck[1]],
+                [neck[0] + a * 0.4, N],
+                [neck[0] - a * 0.4, N],
+            ]
+        ),
+        _shade(id_.skin, 0.85),
+        ss,
+    )
+    t = np.linspace(np.pi, 2 * np.pi, 24)
+    _poly(
+        img,
+        np.stack(
+            [neck[0] + 2.3 * a * np.cos(t), sh_y + 0.9 * b - 0.9 * b * np.abs(np.sin(t)) * 0 + 0.8 * b * np.sin(t)], -1
+        ),
+        id_.shirt,
+        ss,
+    )
     for s in (-1, 1):                                                           # ears (drawn behind the head outline)
-        if h.normal_z(s * 90, 0) > -0.6: _poly(img, h.patch(s * 92, -2, 8, 14 * id_.ear / 0.15, 1.02), _shade(id_.skin, 0.9), ss)
+        if h.normal_z(s * 90, 0) > -0.6:
+            _poly(img, h.patch(s * 92, -2, 8, 14 * id_.ear / 0.15, 1.02), _shade(id_.skin, 0.9), ss)
     _poly(img, h.outline(), id_.skin, ss)
     if id_.beard:
         th, ph = np.meshgrid(np.linspace(-70, 70, 15), np.linspace(-75, -30, 6)); m = vis(th, ph)
@@ -131,8 +192,11 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
     return _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, FEATURES[features])
 
 # %% ../../nbs/10_data.synthetic.ipynb #ade2c902
-FEATURES = {  # name: (mouth opening in degrees of arc at mouth_open=1, mouth width ×, eye size ×, mouth interior colour)
-    "small": (14.0, 1.0, 1.0, (60, 20, 30)), "large": (34.0, 1.3, 1.35, (20, 4, 10))}
+# name: (mouth opening in degrees of arc at mouth_open=1, mouth width ×, eye size ×, mouth interior colour)
+FEATURES = {
+    "small": (14.0, 1.0, 1.0, (60, 20, 30)),
+    "large": (34.0, 1.3, 1.35, (20, 4, 10)),
+}
 
 def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, feat=FEATURES["small"]):
     "Eyes, brows, nose, mouth, glasses, earrings; then downsample and measure the camera parameters."
@@ -144,13 +208,25 @@ def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, fea
             open_ = max(0.06, 1 - blink)
             _poly(img, h.patch(th, ph, ew * 0.5, eh * 0.5 * open_), (245, 245, 245), ss)
             if open_ > 0.3: _poly(img, h.patch(th, ph, ew * 0.22, min(ew * 0.22, eh * 0.5 * open_)), id_.iris, ss)
-            _line(img, *h.to2d(h.point(np.array([th - 7, th + 7]), ph + 9 + id_.eye_size * 20)), _shade(id_.hair, 0.6), id_.brow * N * 0.5)
+            _line(
+                img,
+                *h.to2d(h.point(np.array([th - 7, th + 7]), ph + 9 + id_.eye_size * 20)),
+                _shade(id_.hair, 0.6),
+                id_.brow * N * 0.5,
+            )
             if id_.glasses:
                 ring = h.patch(th, ph, ew * 0.75, eh * 1.1, 1.05)
-                cv2.polylines(img, [np.round(ring * 16).astype(np.int32)], True, (30, 30, 30), max(1, ss), cv2.LINE_AA, shift=4)
+                cv2.polylines(
+                    img, [np.round(ring * 16).astype(np.int32)], True, (30, 30, 30), max(1, ss), cv2.LINE_AA, shift=4
+                )
     if id_.glasses and vis(0, id_.eye_phi):
-        _line(img, *h.to2d(h.point(np.array([-id_.eye_theta + ew * 0.75, id_.eye_theta - ew * 0.75]), id_.eye_phi, 1.08)), (30, 30, 30), ss)
-    tip = h.point(0, -6, 1 + id_.nose_len)                                      # nose: a triangle from the bridge to the tip
+        _line(
+            img,
+            *h.to2d(h.point(np.array([-id_.eye_theta + ew * 0.75, id_.eye_theta - ew * 0.75]), id_.eye_phi, 1.08)),
+            (30, 30, 30),
+            ss,
+        )
+    tip = h.point(0, -6, 1 + id_.nose_len)  # nose: a triangle from the bridge to the tip
     if vis(0, -6):
         base = h.point(np.array([-id_.nose_w, id_.nose_w]), -10)
         _poly(img, h.to2d(np.stack([h.point(0, id_.eye_phi - 4), base[0], tip, base[1]])), _shade(id_.skin, 0.8), ss)
@@ -186,7 +262,9 @@ def speech_audio(rng, sylls, seconds:float, f0:float, sr:int=SR) -> np.ndarray:
         f0c = f0 * (1 + 0.12 * np.sin(np.pi * x + rng.uniform(0, 3)) - 0.05 * on / seconds)   # intonation, declination
         phase = 2 * np.pi * np.cumsum(f0c) / sr
         k = np.arange(1, int(3800 / f0) + 1)[:, None]; f = k * f0
-        H = np.prod([1 / np.sqrt((1 - (f / F) ** 2) ** 2 + (f * B / F ** 2) ** 2) for F, B in ((F1, 90), (F2, 120), (F3, 200))], 0)
+        H = np.prod(
+            [1 / np.sqrt((1 - (f / F) ** 2) ** 2 + (f * B / F**2) ** 2) for F, B in ((F1, 90), (F2, 120), (F3, 200))], 0
+        )
         H = H * (f0 / f) ** 0.5
         voiced = (H * np.sin(k * phase[None] + rng.uniform(0, 2 * np.pi, (len(k), 1)))).sum(0)
         voiced *= amp * np.sin(np.pi * x) ** 0.6 / (np.abs(voiced).max() + 1e-9)
@@ -213,7 +291,8 @@ def articulation(sylls, n_frames:int, lag:float=0.04, fps:int=FPS):
         x = (t - on) / d; m = (x >= 0) & (x <= 1)
         o = amp * VOWELS[v][3] * np.sin(np.pi * np.clip(x, 0, 1)) ** 0.7 * m
         upd = o > mo; mo[upd] = o[upd]
-        mw[upd] = 1 + (VOWELS[v][4] - 1) * np.clip(o[upd] / (amp * VOWELS[v][3]), 0, 1); vid[upd] = list(VOWELS).index(v)
+        mw[upd] = 1 + (VOWELS[v][4] - 1) * np.clip(o[upd] / (amp * VOWELS[v][3]), 0, 1)
+        vid[upd] = list(VOWELS).index(v)
     return mo, mw, vid
 
 def motion(rng, ident:Identity, sylls, n_frames:int, fps:int=FPS) -> dict:
@@ -224,10 +303,19 @@ def motion(rng, ident:Identity, sylls, n_frames:int, fps:int=FPS) -> dict:
     m = ident.motion
     blink = np.zeros(n_frames)
     for s in np.flatnonzero(rng.random(n_frames) < 0.3 / fps):
-        prof = np.array([0.5, 1, 1, 0.6, 0.25])[: n_frames - s]; blink[s:s + len(prof)] = np.maximum(blink[s:s + len(prof)], prof)
-    return {"yaw": _slow(rng, t, 22 * m) + 6 * m * (env - env.mean()), "pitch": _slow(rng, t, 10 * m) + 8 * m * (env - env.mean()),
-            "roll": _slow(rng, t, 7 * m), "tx": _slow(rng, t, 0.06 * m, 0.3), "zoom": 1 + _slow(rng, t, 0.06 * m, 0.3),
-            "mouth_open": mo, "mouth_width": mw, "vowel": vid, "blink": blink}
+        prof = np.array([0.5, 1, 1, 0.6, 0.25])[: n_frames - s]
+        blink[s : s + len(prof)] = np.maximum(blink[s : s + len(prof)], prof)
+    return {
+        "yaw": _slow(rng, t, 22 * m) + 6 * m * (env - env.mean()),
+        "pitch": _slow(rng, t, 10 * m) + 8 * m * (env - env.mean()),
+        "roll": _slow(rng, t, 7 * m),
+        "tx": _slow(rng, t, 0.06 * m, 0.3),
+        "zoom": 1 + _slow(rng, t, 0.06 * m, 0.3),
+        "mouth_open": mo,
+        "mouth_width": mw,
+        "vowel": vid,
+        "blink": blink,
+    }
 
 # %% ../../nbs/10_data.synthetic.ipynb #f68d23ed
 def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64, features:str="small"):
@@ -240,12 +328,23 @@ def make_clip(seed:int, idx:int, clip:int, seconds:float=5.0, size:int=64, featu
     mot = motion(rng, ident, sylls, n)
     frames, loc, sca = np.empty((n, size, size, 3), np.uint8), np.empty(n), np.empty(n)
     for f in range(n):
-        frames[f], cam = render_frame(ident, size, **{k: mot[k][f] for k in ("yaw", "pitch", "roll", "tx", "zoom", "mouth_open", "mouth_width", "blink")},
-                                      features=features)
+        frames[f], cam = render_frame(
+            ident,
+            size,
+            **{k: mot[k][f] for k in ("yaw", "pitch", "roll", "tx", "zoom", "mouth_open", "mouth_width", "blink")},
+            features=features,
+        )
         loc[f], sca[f] = cam["location"], cam["scale"]
     rms = np.sqrt(np.mean(audio[: n * SR // FPS].reshape(n, -1) ** 2, 1))      # audio energy per video frame
-    attrs = {"yaw": mot["yaw"], "pitch": mot["pitch"], "roll": mot["roll"], "location": loc, "scale": sca,
-             **{f"gt_{k}": mot[k] for k in ("tx", "zoom", "mouth_open", "mouth_width", "blink", "vowel")}, "gt_audio_rms": rms}
+    attrs = {
+        "yaw": mot["yaw"],
+        "pitch": mot["pitch"],
+        "roll": mot["roll"],
+        "location": loc,
+        "scale": sca,
+        **{f"gt_{k}": mot[k] for k in ("tx", "zoom", "mouth_open", "mouth_width", "blink", "vowel")},
+        "gt_audio_rms": rms,
+    }
     return frames, audio, attrs
 
 # %% ../../nbs/10_data.synthetic.ipynb #25316496
@@ -255,24 +354,48 @@ def _make_one(args):
     spk, clip = f"syn{idx:04d}", f"c{j:02d}"
     if clip_done(out_dir, spk, clip): return 0
     frames, audio, attrs = make_clip(seed, idx, j, seconds, size, features)
-    write_clip(out_dir, spk, clip, frames, attrs, audio, meta={"source": "synthetic", "seed": seed, "identity": idx, "features": features})
+    write_clip(
+        out_dir,
+        spk,
+        clip,
+        frames,
+        attrs,
+        audio,
+        meta={"source": "synthetic", "seed": seed, "identity": idx, "features": features},
+    )
     return 1
 
 def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, size:int=64, seed:int=0,
                  workers:int|None=None, # processes (default: all cores)
                  progress:bool=True,
-                 features:str="small") -> dict: # 'small' or 'large' (a bigger, darker mouth and bigger eyes; see `render_frame`)
+                 features:str="small") -> dict: # 'small' or 'large' (bigger mouth and eyes; `render_frame`)
     "Write the synthetic dataset into `out_dir` (resumable); returns the manifest."
-    if n_ids < 1 or clips_per_id < 1: raise ValueError(f"n_ids and clips_per_id must be >= 1, got {n_ids}, {clips_per_id}")
+    if n_ids < 1 or clips_per_id < 1:
+        raise ValueError(f"n_ids and clips_per_id must be >= 1, got {n_ids}, {clips_per_id}")
     if size not in (64, 128, 256): raise ValueError(f"size must be 64, 128 or 256, got {size}")
     if features not in FEATURES: raise ValueError(f"features must be one of {list(FEATURES)}, got {features!r}")
-    settings = {"source": "synthetic", "n_ids": n_ids, "clips_per_id": clips_per_id, "seconds": seconds, "size": size, "seed": seed, "features": features}
+    settings = {
+        "source": "synthetic",
+        "n_ids": n_ids,
+        "clips_per_id": clips_per_id,
+        "seconds": seconds,
+        "size": size,
+        "seed": seed,
+        "features": features,
+    }
     old = Path(out_dir)/"manifest.json"
     if old.exists():                                       # resuming is only safe with the same drawing settings
         prev = json.loads(old.read_text()).get("settings", {})
-        diff = {k: (prev.get(k, "small" if k == "features" else None), settings[k]) for k in ("seconds", "size", "seed", "features")
-                if prev.get(k, "small" if k == "features" else None) != settings[k]}     # data made before the option: 'small'
-        if diff: raise ValueError(f"{str(out_dir)!r} holds a synthetic dataset made with other settings {diff} (was, now): use another folder")
+        diff = {
+            k: (prev.get(k, "small" if k == "features" else None), settings[k])
+            for k in ("seconds", "size", "seed", "features")
+            if prev.get(k, "small" if k == "features" else None) != settings[k]
+        }  # data made before the option: 'small'
+        if diff:
+            raise ValueError(
+                f"{str(out_dir)!r} holds a synthetic dataset made with other settings {diff} (was, now): use another "
+                "folder"
+            )
     jobs = [(seed, i, j, seconds, size, str(out_dir), features) for i in range(n_ids) for j in range(clips_per_id)]
     workers = default(workers, os.cpu_count() or 1); t0 = time.perf_counter(); made = 0
     bar = tqdm(total=len(jobs), desc=f"synth {size}²", unit="clip", disable=not progress)

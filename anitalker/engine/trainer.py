@@ -36,15 +36,18 @@ class TrainConfig(Config):
     seed: int = 0                # data order, initial weights and everything random
     cpu: bool = False            # True: stay on the CPU even if a GPU is there
     def __post_init__(self):
-        if self.mixed_precision not in ("no", "bf16", "fp16"): raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for k in ("steps", "batch_size", "grad_accum"):
             if int(getattr(self, k)) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)!r}")
         if not 0 <= self.ema_decay < 1: raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
-        if self.lr_schedule not in ("constant", "cosine"): raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if int(self.warmup_steps) < 0: raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
 
 def lr_factor(cfg:TrainConfig, step:int) -> float: # 0-based optimiser step
-    "The learning-rate multiplier of optimiser step `step`: linear warm-up, then 1 or a cosine from 1 to 0 at `cfg.steps`."
+    """The learning-rate multiplier of optimiser step `step`: linear warm-up, then 1 or a cosine from 1 to 0 at
+    `cfg.steps`."""
     if step < cfg.warmup_steps: return (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant": return 1.0
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -57,7 +60,8 @@ class ResumableSampler(Sampler):
                  batch:int, world:int=1, rank:int=0, seed:int=0,
                  start:int=0, # first micro-batch to yield (the data position of a resumed run)
                 ):
-        if n < batch * world: raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch} × {world} processes)")
+        if n < batch * world:
+            raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch} × {world} processes)")
         self.n, self.batch, self.world, self.rank, self.seed, self.start = n, batch, world, rank, seed, start
         self.per_epoch = n // (batch * world)
     def perm(self, epoch:int) -> torch.Tensor:
@@ -100,7 +104,15 @@ def rng_state() -> dict:
 def set_rng_state(s:dict):
     "Restore what `rng_state` returned."
     torch.set_rng_state(s["torch"])
-    np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], int(s["numpy_gauss"][0]), s["numpy_gauss"][1]))
+    np.random.set_state(
+        (
+            "MT19937",
+            s["numpy_keys"].numpy().astype(np.uint32),
+            s["numpy_pos"],
+            int(s["numpy_gauss"][0]),
+            s["numpy_gauss"][1],
+        )
+    )
     random.setstate((s["python_ver"], tuple(s["python"].tolist()), s["python_gauss"]))
     if "cuda" in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
@@ -142,7 +154,8 @@ def _num(v) -> float: return float(v.detach().float().mean()) if torch.is_tensor
 
 # %% ../../nbs/05_engine.trainer.ipynb #79edb1fb
 class Trainer:
-    "Runs `step_fn(trainer, batch) -> {name: number}` for `cfg.steps` steps with accelerate, EMA, logs, samples, checkpoints."
+    """Runs `step_fn(trainer, batch) -> {name: number}` for `cfg.steps` steps with accelerate, EMA, logs, samples,
+    checkpoints."""
     def __init__(self, cfg:TrainConfig, out_dir, # run folder: metrics.csv, tb/, samples/, ckpt/last.pt
                  models:dict, # {name: nn.Module}; all are prepared (DDP) and checkpointed
                  optimizers:dict, # {name: Optimizer} over those models' parameters
@@ -154,14 +167,26 @@ class Trainer:
                  extra_state:dict|None=None, # more things saved in the checkpoint (e.g. the stage's config)
                 ):
         from accelerate import Accelerator, DistributedDataParallelKwargs
-        self.cfg, self.out, self.dataset, self.step_fn, self.sample_fn, self.collate_fn = cfg, Path(out_dir), dataset, step_fn, sample_fn, collate_fn
-        self.acc = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        self.cfg, self.out, self.dataset, self.step_fn, self.sample_fn, self.collate_fn = (
+            cfg,
+            Path(out_dir),
+            dataset,
+            step_fn,
+            sample_fn,
+            collate_fn,
+        )
+        self.acc = Accelerator(
+            cpu=cfg.cpu,
+            mixed_precision=cfg.mixed_precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
         mn, on = list(models), list(optimizers)
         prepared = self.acc.prepare(*models.values(), *optimizers.values())
         prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
         self.models, self.opts = dict(zip(mn, prepared[:len(mn)])), dict(zip(on, prepared[len(mn):]))
-        if ema and not cfg.ema_decay > 0: raise ValueError(f"EMA of {list(ema)} requested but cfg.ema_decay is {cfg.ema_decay}")
+        if ema and not cfg.ema_decay > 0:
+            raise ValueError(f"EMA of {list(ema)} requested but cfg.ema_decay is {cfg.ema_decay}")
         self.ema = {n: EMA(self.unwrap(n), cfg.ema_decay) for n in ema}
         self.step, self.micro, self.progress, self.extra_state = 0, 0, progress, default(extra_state, {})
         self.eval_fn = eval_fn
@@ -175,10 +200,13 @@ class Trainer:
     def device(self): return self.acc.device
     def unwrap(self, name:str) -> nn.Module: return self.acc.unwrap_model(self.models[name])
     def backward(self, loss): self.acc.backward(loss)
-    def optimize(self, name:str, loss:torch.Tensor, clip:float=0.0): # clip > 0: clip the gradient norm of `name` to this
+    def optimize(
+        self, name: str, loss: torch.Tensor, clip: float = 0.0
+    ):  # clip > 0: clip the gradient norm of `name` to this
         "backward, [clip], step, zero_grad: in this order, so accumulated gradients survive until the last micro-batch."
         self.acc.backward(loss)
-        if clip > 0 and self.acc.sync_gradients: self.acc.clip_grad_norm_([p for g in self.opts[name].param_groups for p in g["params"]], clip)
+        if clip > 0 and self.acc.sync_gradients:
+            self.acc.clip_grad_norm_([p for g in self.opts[name].param_groups for p in g["params"]], clip)
         self.opts[name].step(); self.opts[name].zero_grad(set_to_none=True)
     def autocast(self): return self.acc.autocast()
 
@@ -206,7 +234,10 @@ def load(self:Trainer, path):
     "Restore models, optimisers, EMA, step, data position and (same world size) this rank's RNG."
     st = load_checkpoint(path, map_location="cpu")
     missing = [n for n in self.models if n not in st.get("models", {})]
-    if missing: raise KeyError(f"checkpoint {str(path)!r} has no weights for model(s) {missing} (it has {sorted(st.get('models', {}))})")
+    if missing:
+        raise KeyError(
+            f"checkpoint {str(path)!r} has no weights for model(s) {missing} (it has {sorted(st.get('models', {}))})"
+        )
     for n in self.models: self.unwrap(n).load_state_dict(st["models"][n])
     for n, o in self.opts.items(): o.load_state_dict(st["optimizers"][n])
     for n, e in self.ema.items(): e.model.load_state_dict(st["ema"][n])
@@ -226,7 +257,8 @@ def _log(self:Trainer, row:dict):
     if new: self._cols = list(row)
     elif not hasattr(self, "_cols"):
         with open(path, newline="") as f: self._cols = next(csv.reader(f), list(row))
-    if not new and (added := [k for k in row if k not in self._cols]):   # a loss that starts later (e.g. the adversarial one)
+    # a loss that starts later (e.g. the adversarial one)
+    if not new and (added := [k for k in row if k not in self._cols]):
         with open(path, newline="") as f: rows = list(csv.reader(f))[1:]
         self._cols += added; buf = io.StringIO(); w = csv.writer(buf)
         w.writerow(self._cols); w.writerows(r + [""] * (len(self._cols) - len(r)) for r in rows)
@@ -282,12 +314,20 @@ def fit(self:Trainer) -> Path:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(self.out/"tb", purge_step=self.step or None)
         except ImportError: warnings.warn("tensorboard is not installed: logging to metrics.csv only")
-    sampler = ResumableSampler(len(self.dataset), c.batch_size, acc.num_processes, acc.process_index, c.seed, start=self.micro)
+    sampler = ResumableSampler(
+        len(self.dataset), c.batch_size, acc.num_processes, acc.process_index, c.seed, start=self.micro
+    )
     dl = DataLoader(self.dataset, c.batch_size, sampler=sampler, num_workers=c.num_workers, collate_fn=self.collate_fn,
                     generator=torch.Generator().manual_seed(c.seed), persistent_workers=c.num_workers > 0,
                     worker_init_fn=_seed_worker if c.num_workers else None)
     it, acc_logs, t0 = iter(dl), {}, time.time()
-    bar = tqdm(total=c.steps, initial=self.step, disable=not (self.is_main and self.progress), desc=self.out.name, dynamic_ncols=True)
+    bar = tqdm(
+        total=c.steps,
+        initial=self.step,
+        disable=not (self.is_main and self.progress),
+        desc=self.out.name,
+        dynamic_ncols=True,
+    )
     for m in self.models.values(): m.train()
     while self.step < c.steps:
         f = lr_factor(c, self.step)                                           # a function of the step: exact on resume

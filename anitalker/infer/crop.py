@@ -28,7 +28,8 @@ def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP,
         with Image.open(p) as im:
             im.load(); mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):                    # 16-bit (or 32-bit int) grayscale
-                a = np.asarray(im, dtype=np.float64); hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+                a = np.asarray(im, dtype=np.float64)
+                hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
                 a = np.clip(a / hi * 255 + 0.5, 0, 255).astype(np.uint8); rgb = np.repeat(a[..., None], 3, 2)
             elif mode == "F":                                              # float grayscale: assume [0,1] unless larger
                 a = np.asarray(im, dtype=np.float64); a = a / (a.max() if a.max() > 1 else 1.0)
@@ -36,11 +37,16 @@ def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP,
             elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA"); bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 rgb = np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
-            else: rgb = np.asarray(im.convert("RGB"))                       # L, P, CMYK, YCbCr, RGB (48-bit read as 8-bit)
+            else: rgb = np.asarray(im.convert("RGB"))  # L, P, CMYK, YCbCr, RGB (48-bit read as 8-bit)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"image {str(p)!r} cannot be read ({type(e).__name__}: {e}); expected a PNG/JPEG/... still image") from None
+        raise ImageError(
+            f"image {str(p)!r} cannot be read ({type(e).__name__}: {e}); expected a PNG/JPEG/... still image"
+        ) from None
     if min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
-        raise ImageError(f"image {str(p)!r} is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a portrait (need >= {MIN_IMAGE_SIDE} on each side)")
+        raise ImageError(
+            f"image {str(p)!r} is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a portrait (need >= "
+            f"{MIN_IMAGE_SIDE} on each side)"
+        )
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 # %% ../../nbs/41_infer.crop.ipynb #3309dc3b
@@ -57,7 +63,8 @@ def face_crop_box(img:np.ndarray, # (H,W,3) uint8 RGB
                   name:str="image") -> CropBox:
     "The square crop around the largest face, by the data-preparation rule; NoFaceError if there is none."
     det = detect_faces(img)
-    if not np.isfinite(det.boxes).all(): raise NoFaceError(f"no face found in {name}; pass crop='none' (--crop none) to animate the whole image")
+    if not np.isfinite(det.boxes).all():
+        raise NoFaceError(f"no face found in {name}; pass crop='none' (--crop none) to animate the whole image")
     return clip_crop_box(det, img.shape[:2], expand)
 
 def portrait_crop(img:np.ndarray, # (H,W,3) uint8 RGB photo

@@ -21,15 +21,18 @@ def stage1_of(run:Path, st2:dict) -> Path:
     if st2.get("stage1_run"): return Path(st2["stage1_run"])
     lat = Path(st2.get("stage2", {}).get("latents", ""))
     if lat.is_absolute(): return lat.parent
-    raise FileNotFoundError(f"stage-2 run {str(run)!r} names its stage 1 only by the relative latents path {str(lat)!r}; "
-                            "give the stage-1 run folder explicitly (stage1=..., --stage1 DIR)")
+    raise FileNotFoundError(
+        f"stage-2 run {str(run)!r} names its stage 1 only by the relative latents path {str(lat)!r}; "
+        "give the stage-1 run folder explicitly (stage1=..., --stage1 DIR)"
+    )
 
 def load_run(run, # a kit run folder (RUN/stage1 + RUN/stage2) or a stage-2 run folder
              stage1=None, # the stage-1 run folder, if the stage-2 run cannot name it
             ) -> tuple[MotionAutoencoder, Stage2Net, str]: # (stage 1, generator + norm, label)
     "Both stages of a kit run, in eval mode, checked to fit together."
     r = Path(run)
-    if not r.is_dir(): raise FileNotFoundError(f"run folder {str(r)!r} does not exist" + (" (it is a file)" if r.exists() else ""))
+    if not r.is_dir():
+        raise FileNotFoundError(f"run folder {str(r)!r} does not exist" + (" (it is a file)" if r.exists() else ""))
     s2 = r/"stage2" if checkpoint_of(r/"stage2").is_file() else r
     if not checkpoint_of(s2).is_file():
         raise FileNotFoundError(f"no stage-2 checkpoint in {str(r)!r} (expected stage2/ckpt/last.pt or ckpt/last.pt)")
@@ -40,7 +43,10 @@ def load_run(run, # a kit run folder (RUN/stage1 + RUN/stage2) or a stage-2 run 
         raise FileNotFoundError(f"no stage-1 checkpoint for {str(r)!r}: expected {str(checkpoint_of(s1))!r}")
     ae = load_stage1(s1)
     if ae.cfg.motion_dim != net.gen.cfg.motion_dim:
-        raise ValueError(f"stage 1 ({s1}) has motion_dim {ae.cfg.motion_dim} but stage 2 ({s2}) was trained on {net.gen.cfg.motion_dim}")
+        raise ValueError(
+            f"stage 1 ({s1}) has motion_dim {ae.cfg.motion_dim} but stage 2 ({s2}) was trained on "
+            f"{net.gen.cfg.motion_dim}"
+        )
     return ae, net, f"kit run {r.resolve().name}"
 
 # %% ../../nbs/42_infer.loading.ipynb #4aced251
@@ -64,7 +70,9 @@ def load_stage1_any(path, preset:str="paper") -> tuple[MotionAutoencoder, str]:
     if p.is_dir():
         s1 = p/"stage1" if checkpoint_of(p/"stage1").is_file() else p
         if not checkpoint_of(s1).is_file():
-            raise FileNotFoundError(f"no stage-1 checkpoint in {str(p)!r} (expected stage1/ckpt/last.pt or ckpt/last.pt)")
+            raise FileNotFoundError(
+                f"no stage-1 checkpoint in {str(p)!r} (expected stage1/ckpt/last.pt or ckpt/last.pt)"
+            )
         return load_stage1(s1), f"kit run {p.resolve().name}"
     if not p.is_file(): raise FileNotFoundError(f"stage-1 checkpoint {str(p)!r} does not exist")
     st = load_checkpoint(p)                                                 # read once; what it holds says what it is

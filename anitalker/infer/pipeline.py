@@ -54,7 +54,8 @@ class TalkingHeadPipeline:
         "The one entry point of `generate`: a pipeline as given, a kit run, or the official pair of files."
         if model is not None: return model
         if run is not None: return cls.from_run(run, hubert, stage1)
-        if stage1 is not None and stage2 is not None and variant is not None: return cls.from_official(stage1, stage2, variant, hubert)
+        if stage1 is not None and stage2 is not None and variant is not None:
+            return cls.from_official(stage1, stage2, variant, hubert)
         raise ValueError("give a kit run (run=...) or the official files (stage1=..., stage2=..., variant=...)")
 
 # %% ../../nbs/43_infer.pipeline.ipynb #6f3850c1
@@ -67,9 +68,12 @@ def load_speech(path) -> np.ndarray: # (N,) float32 at 16 kHz
     try: wav = read_audio(p, SR)
     except MediaError as e:
         wav = None
-        try:                                                             # a few samples at 44.1/48 kHz resample to none at 16 kHz:
-            sr0 = probe(p).get("audio_sr") or SR; w0 = read_audio(p, sr0) # decode at the file's own rate and keep >= 1 sample
-            wav = np.interp(np.linspace(0, len(w0) - 1, max(1, round(len(w0) * SR / sr0))), np.arange(len(w0)), w0).astype(np.float32)
+        try:  # a few samples at 44.1/48 kHz resample to none at 16 kHz:
+            sr0 = probe(p).get("audio_sr") or SR
+            w0 = read_audio(p, sr0)  # decode at the file's own rate and keep >= 1 sample
+            wav = np.interp(
+                np.linspace(0, len(w0) - 1, max(1, round(len(w0) * SR / sr0))), np.arange(len(w0)), w0
+            ).astype(np.float32)
         except MediaError: pass
         if wav is None: raise ValueError(f"audio {str(p)!r} cannot be used: {e}") from None
     if not np.isfinite(wav).all(): raise ValueError(f"audio {str(p)!r} contains NaN or infinite samples")
@@ -109,8 +113,12 @@ def parse_controls(n_frames:int, # T
         if a.shape == (3,): a = a[None]
         if a.ndim != 2 or a.shape[1] != 3 or len(a) < 1:
             raise ValueError(f"pose must be (yaw, pitch, roll) in degrees or a (T,3) sequence, got shape {a.shape}")
-        if not np.isfinite(a).all(): raise ValueError(f"pose contains NaN or infinite values at rows {np.flatnonzero(~np.isfinite(a).all(1))[:5].tolist()}")
-        if np.abs(a).max() > 90: raise ValueError(f"pose angles must be within [-90, 90] degrees, got {np.abs(a).max():g}")
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"pose contains NaN or infinite values at rows {np.flatnonzero(~np.isfinite(a).all(1))[:5].tolist()}"
+            )
+        if np.abs(a).max() > 90:
+            raise ValueError(f"pose angles must be within [-90, 90] degrees, got {np.abs(a).max():g}")
         out["pose"] = (_resample(a, n_frames) / 90).astype(np.float32)
     for k, v in (("location", location), ("scale", scale)):
         if v is None: continue
@@ -124,12 +132,18 @@ def parse_controls(n_frames:int, # T
 def audio_features(th:TalkingHeadPipeline, wav:np.ndarray, n_frames:int) -> torch.Tensor:
     "The generator's input for T video frames: (1,4T,39) MFCC or (1,L,2T,C) HuBERT hidden states."
     if th.gen.cfg.front == "mfcc":
-        w = np.pad(wav, (0, max(0, n_frames * SAMPLES_PER_FRAME + 400 - len(wav))))     # short audio: silence up to T frames
+        w = np.pad(
+            wav, (0, max(0, n_frames * SAMPLES_PER_FRAME + 400 - len(wav)))
+        )  # short audio: silence up to T frames
         return torch.from_numpy(mfcc_for_video(w, n_frames))[None]
     if th.hubert is None:
-        raise ValueError(f"the {th.variant} generator needs HuBERT features: pass a local HuBERT model folder (hubert=..., --hubert DIR)")
+        raise ValueError(
+            f"the {th.variant} generator needs HuBERT features: pass a local HuBERT model folder (hubert=..., --hubert "
+            "DIR)"
+        )
     from anitalker.audio.features import hubert_for_video, load_hubert
-    if isinstance(th.hubert, (str, Path)): th.hubert = load_hubert(th.hubert)   # once per TalkingHeadPipeline, not once per video
+    if isinstance(th.hubert, (str, Path)):
+        th.hubert = load_hubert(th.hubert)  # once per TalkingHeadPipeline, not once per video
     model = th.hubert
     w = np.pad(wav, (0, max(0, n_frames * SAMPLES_PER_FRAME + 400 - len(wav))))
     h = torch.from_numpy(hubert_for_video(model, w, n_frames))[None]
@@ -159,11 +173,13 @@ def check_request(out, crop:str="auto", dtype:str="float32", **inputs) -> Path:
     "The checks every command makes before loading a model: output name and folder, options, input files exist."
     o = Path(out)
     if o.suffix.lower() != ".mp4": raise ValueError(f"output {str(o)!r} must end in .mp4")
-    if not o.parent.is_dir(): raise FileNotFoundError(f"output folder {str(o.parent)!r} does not exist (create it first)")
+    if not o.parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(o.parent)!r} does not exist (create it first)")
     if crop not in ("auto", "none"): raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     for what, p in inputs.items():
-        if isinstance(p, (str, Path)) and not Path(p).is_file(): raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
+        if isinstance(p, (str, Path)) and not Path(p).is_file():
+            raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
     return o
 
 def load_portrait(image, size:int, crop:str):
@@ -185,8 +201,11 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
     "Render α chunk by chunk into an mp4 with the audio; every frame carries the watermark of `label`."
     from tqdm.auto import tqdm
     tm, bits = timer if timer is not None else _Timer(), payload_bits(label)
-    with VideoWriter(out, FPS, audio=wav, sr=SR) as vw, tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress) as bar:
-        for a in alphas:                                   # a driving video's chunks are read (and timed) by the iterator
+    with (
+        VideoWriter(out, FPS, audio=wav, sr=SR) as vw,
+        tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress) as bar,
+    ):
+        for a in alphas:  # a driving video's chunks are read (and timed) by the iterator
             tm("render (stage 1)")
             with render_context(dtype): fr = _frames_u8(ae.render(src, a))
             tm("watermark + paste-back + write")
@@ -196,18 +215,31 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
 
 # %% ../../nbs/43_infer.pipeline.ipynb #40b3461b
 @torch.inference_mode()
-def generate(image, # portrait: a path, or an (H,W,3) uint8 RGB array
-             audio, # speech: a path (any format ffmpeg reads), or (N,) float samples at 16 kHz
-             out, # output .mp4 (its folder must exist); written atomically
-             model:TalkingHeadPipeline|None=None, # or: run=..., or stage1=/stage2=/variant= (`TalkingHeadPipeline.resolve`)
-             run=None, stage1=None, stage2=None, variant:str|None=None, hubert=None,
-             seed:int=0, steps:int=50, pose=None, location:float|None=None, scale:float|None=None,
-             crop:str="auto", # 'auto' (around the face) or 'none' (centred square)
-             paste_back:bool=False, # blend the animated crop back into the full photo
-             dtype:str="float32", # or 'bfloat16' (motion and render)
-             batch:int=8, # frames rendered at once
-             progress:bool=True, verbose:bool=True) -> dict:
-    "Write a talking-head video of `image` speaking `audio`; returns {'path', 'frames', 'seconds', 'label', 'run_hash', ...}."
+def generate(
+    image,  # portrait: a path, or an (H,W,3) uint8 RGB array
+    audio,  # speech: a path (any format ffmpeg reads), or (N,) float samples at 16 kHz
+    out,  # output .mp4 (its folder must exist); written atomically
+    model: TalkingHeadPipeline
+    | None = None,  # or: run=..., or stage1=/stage2=/variant= (`TalkingHeadPipeline.resolve`)
+    run=None,
+    stage1=None,
+    stage2=None,
+    variant: str | None = None,
+    hubert=None,
+    seed: int = 0,
+    steps: int = 50,
+    pose=None,
+    location: float | None = None,
+    scale: float | None = None,
+    crop: str = "auto",  # 'auto' (around the face) or 'none' (centred square)
+    paste_back: bool = False,  # blend the animated crop back into the full photo
+    dtype: str = "float32",  # or 'bfloat16' (motion and render)
+    batch: int = 8,  # frames rendered at once
+    progress: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Write a talking-head video of `image` speaking `audio`; returns {'path', 'frames', 'seconds', 'label',
+    'run_hash', ...}."""
     tm = _Timer(); o = check_request(out, crop, dtype, image=image, audio=audio)
     if int(steps) < 1: raise ValueError(f"steps must be a positive integer, got {steps!r}")
     tm("load models")
@@ -216,7 +248,8 @@ def generate(image, # portrait: a path, or an (H,W,3) uint8 RGB array
     photo, face, box = load_portrait(image, th.ae.cfg.size, crop)
     tm("audio")
     wav = load_speech(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
-    if wav.ndim != 1 or wav.size == 0: raise ValueError(f"audio must be non-empty mono samples (N,), got shape {wav.shape}")
+    if wav.ndim != 1 or wav.size == 0:
+        raise ValueError(f"audio must be non-empty mono samples (N,), got shape {wav.shape}")
     T = n_frames_of(wav)
     ctrl = parse_controls(T, th.variant, pose, location, scale)
     feats = audio_features(th, wav, T)
@@ -230,11 +263,23 @@ def generate(image, # portrait: a path, or an (H,W,3) uint8 RGB array
     render_video(th.ae, src, alpha.split(batch), o, T, th.label, wav, *((photo, box) if paste_back else (None, None)),
                  dtype=dtype, timer=tm, progress=progress)
     times = tm.done()
-    user = lambda k, v: np.round(v[0].astype(np.float64) * (90 if k == "pose" else 1), 4).tolist()   # controls in user units
-    info = {"path": str(o), "frames": T, "seconds_of_audio": round(len(wav) / SR, 3), "variant": th.variant, "seed": seed,
-            "steps": int(steps), "dtype": dtype, "crop_box": [box.x0, box.y0, box.size], "label": th.label,
-            "run_hash": run_hash(th.label), "times": times,
-            "controls": {k: user(k, v) if len(np.unique(v, axis=0)) == 1 else "sequence" for k, v in ctrl.items()}}
+    user = lambda k, v: np.round(
+        v[0].astype(np.float64) * (90 if k == "pose" else 1), 4
+    ).tolist()  # controls in user units
+    info = {
+        "path": str(o),
+        "frames": T,
+        "seconds_of_audio": round(len(wav) / SR, 3),
+        "variant": th.variant,
+        "seed": seed,
+        "steps": int(steps),
+        "dtype": dtype,
+        "crop_box": [box.x0, box.y0, box.size],
+        "label": th.label,
+        "run_hash": run_hash(th.label),
+        "times": times,
+        "controls": {k: user(k, v) if len(np.unique(v, axis=0)) == 1 else "sequence" for k, v in ctrl.items()},
+    }
     if verbose: print(f"wrote {o} ({T} frames, {info['seconds_of_audio']} s)\n{format_times(times)}")
     return info
 
@@ -249,7 +294,8 @@ def _driving_box(driving, crop:str, name:str):
         if crop == "auto": boxes.append(detect_faces(chunk).boxes)
     if crop == "none": return centre_square(np.zeros((*hw, 3), np.uint8)), n
     try: return clip_crop_box(np.concatenate(boxes), hw), n
-    except ValueError: raise NoFaceError(f"no face found in any frame of {name}; pass crop='none' (--crop none) to use the whole frame") from None
+    except ValueError: raise NoFaceError(f"no face found in any frame of {name}; pass crop='none' (--crop none) to use "
+                                         "the whole frame") from None
 
 def _driving_motion(ae:MotionAutoencoder, src:dict, driving:Path, box, batch:int, relative:bool, tm:_Timer):
     "Chunks of α read from the driving video: as is, or the portrait's α plus the change from the first driving frame."
@@ -264,22 +310,33 @@ def _driving_motion(ae:MotionAutoencoder, src:dict, driving:Path, box, batch:int
         yield a
 
 @torch.inference_mode()
-def reenact(source, # portrait: a path or (H,W,3) uint8 RGB
-            driving, # a video file
-            out, # output .mp4 (its folder must exist)
-            model:MotionAutoencoder|None=None, run=None, stage1=None, # a model, a kit run folder, or a checkpoint
-            relative:bool|None=None, # None: relative for a difference-drive model (kit training), absolute for the official one
-            crop:str="auto", paste_back:bool=False, dtype:str="float32", batch:int=8,
-            preset:str="paper", # sizes of an official stage-1 file ('tiny': small test files)
-            progress:bool=True, verbose:bool=True) -> dict:
+def reenact(
+    source,  # portrait: a path or (H,W,3) uint8 RGB
+    driving,  # a video file
+    out,  # output .mp4 (its folder must exist)
+    model: MotionAutoencoder | None = None,
+    run=None,
+    stage1=None,  # a model, a kit run folder, or a checkpoint
+    relative: bool
+    | None = None,  # None: relative for a difference-drive model (kit training), absolute for the official one
+    crop: str = "auto",
+    paste_back: bool = False,
+    dtype: str = "float32",
+    batch: int = 8,
+    preset: str = "paper",  # sizes of an official stage-1 file ('tiny': small test files)
+    progress: bool = True,
+    verbose: bool = True,
+) -> dict:
     "Animate `source` with the motion of `driving` (absolute or relative α); returns {'path', 'frames', 'times', ...}."
     tm = _Timer(); o = check_request(out, crop, dtype, image=source)
     dv = Path(driving)
-    if not dv.is_file(): raise FileNotFoundError(f"driving video {str(dv)!r} does not exist")   # cheap checks before loading models
+    if not dv.is_file():
+        raise FileNotFoundError(f"driving video {str(dv)!r} does not exist")  # cheap checks before loading models
     tm("load model")
     label = "kit model"
     if model is None:
-        if run is None and stage1 is None: raise ValueError("give a stage-1 model: run=... (kit run) or stage1=... (checkpoint)")
+        if run is None and stage1 is None:
+            raise ValueError("give a stage-1 model: run=... (kit run) or stage1=... (checkpoint)")
         model, label = load_stage1_any(default(run, stage1), preset)
     ae = model
     relative = default(relative, getattr(ae.cfg, "drive", "absolute") == "difference")
@@ -293,8 +350,20 @@ def reenact(source, # portrait: a path or (H,W,3) uint8 RGB
     wav = read_audio(dv, SR) if info["has_audio"] else None
     tm("encode portrait")
     src = ae.encode(to_tensor(face)[None])
-    render_video(ae, src, _driving_motion(ae, src, dv, dbox, batch, relative, tm), o, T, label, wav,
-                 *((photo, box) if paste_back else (None, None)), dtype=dtype, timer=tm, progress=progress, desc="reenact")
+    render_video(
+        ae,
+        src,
+        _driving_motion(ae, src, dv, dbox, batch, relative, tm),
+        o,
+        T,
+        label,
+        wav,
+        *((photo, box) if paste_back else (None, None)),
+        dtype=dtype,
+        timer=tm,
+        progress=progress,
+        desc="reenact",
+    )
     times = tm.done()
     res = {"path": str(o), "frames": T, "relative": relative, "has_audio": wav is not None, "label": label,
            "run_hash": run_hash(label), "times": times}

@@ -57,7 +57,7 @@ def embed_watermark(frame:np.ndarray, # (H,W,3) uint8 RGB
     Y = _luma(f); Yw = cv2.resize(Y, (WORK, WORK), interpolation=cv2.INTER_AREA) if (H, W) != (WORK, WORK) else Y
     c = sfft.dctn(Yw, norm="ortho").reshape(-1); idx, s = _groups()
     v = (c[idx] * s).sum(1); d = bits * DELTA / 2
-    dv = DELTA * np.round((v - d) / DELTA) + d - v                           # move each projection onto its bit's lattice
+    dv = DELTA * np.round((v - d) / DELTA) + d - v  # move each projection onto its bit's lattice
     dc = np.zeros_like(c); np.add.at(dc, idx.reshape(-1), (dv[:, None] * s).reshape(-1))
     dY = sfft.idctn(dc.reshape(WORK, WORK), norm="ortho")
     if (H, W) != (WORK, WORK): dY = cv2.resize(dY, (W, H), interpolation=cv2.INTER_LINEAR)

@@ -23,20 +23,27 @@ class QuickstartConfig(Config):
     "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
     seed: int = 0
     data_dir: str = "data/synthetic/tiny_cpu_large"   # the tiny_cpu presets' built-in data (made once, then reused)
-    stage1_steps: int = 1750     # the tiny_cpu recipe: 0.52 s/step on a 2-core AVX2 EPYC, 15.3 min (+1.1 min diagnostics, +2 min evaluation)
+    # the tiny_cpu recipe: 0.52 s/step on a 2-core AVX2 EPYC, 15.3 min (+1.1 min diagnostics, +2 min evaluation)
+    stage1_steps: int = 1750
     stage2_steps: int = 600      # 5.1 min there with evaluation
     gen_steps: int = 50          # DDIM steps of the generated videos
-    stage1: dict = field(default_factory=lambda: dict(QS_STAGE1_RECIPE))   # more stage1_train parameters, over params/tiny_cpu.yaml
-    stage2: dict = field(default_factory=dict)                             # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
+    stage1: dict = field(
+        default_factory=lambda: dict(QS_STAGE1_RECIPE)
+    )  # more stage1_train parameters, over params/tiny_cpu.yaml
+    stage2: dict = field(default_factory=dict)  # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
 
     def with_sets(self, sets=()):
-        "A copy with `KEY=VALUE` overrides: `stage1_steps=5`, `stage1.held_out=2`, `stage2.window=16` (values parsed as YAML)."
+        """A copy with `KEY=VALUE` overrides: `stage1_steps=5`, `stage1.held_out=2`, `stage2.window=16` (values parsed
+        as YAML)."""
         d = self.to_dict(); d["stage1"], d["stage2"] = dict(d["stage1"]), dict(d["stage2"])
         for k, v in read_params(None, sets).items():
             stage, _, key = k.partition(".")
             if key and stage in ("stage1", "stage2"): d[stage][key] = v
             elif key or k not in d or k in ("stage1", "stage2"):
-                raise KeyError(f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, stage1.<stage1_train parameter>, stage2.<stage2_train parameter>")
+                raise KeyError(
+                    f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, "
+                    "stage1.<stage1_train parameter>, stage2.<stage2_train parameter>"
+                )
             else: d[k] = v
         return type(self).from_dict(d)
 
@@ -44,13 +51,28 @@ def _quickstart_params(cfg, out):
     "The parameters of each papermill phase (over the presets)."
     for k in ("stage1_steps", "stage2_steps", "gen_steps"):
         v = getattr(cfg, k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
     base = read_params(EXPERIMENTS_DIR/"params"/"tiny_cpu.yaml")
     s1 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage1_steps, **cfg.stage1}
     held = s1.get("held_out", base["held_out"])
-    if not isinstance(held, int) or held < 2: raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
-    s2 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage2_steps, "held_out": held, "stage1_run": str(out/"stage1"), **cfg.stage2}
-    gen = {"jobs": str(out/"inputs"/"jobs.csv"), "run": str(out), "steps": cfg.gen_steps, "seed": cfg.seed, "crop": "none"}
+    if not isinstance(held, int) or held < 2:
+        raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
+    s2 = {
+        "data_dir": str(cfg.data_dir),
+        "seed": cfg.seed,
+        "steps": cfg.stage2_steps,
+        "held_out": held,
+        "stage1_run": str(out / "stage1"),
+        **cfg.stage2,
+    }
+    gen = {
+        "jobs": str(out / "inputs" / "jobs.csv"),
+        "run": str(out),
+        "steps": cfg.gen_steps,
+        "seed": cfg.seed,
+        "crop": "none",
+    }
     return {"stage1": ("stage1_train", s1), "stage2": ("stage2_train", s2), "generate": ("generate", gen)}, held
 
 def _last_step(path) -> int:
@@ -58,7 +80,9 @@ def _last_step(path) -> int:
     try:
         with open(path, "rb") as f:
             f.seek(0, 2); f.seek(max(0, f.tell() - 4096)); lines = f.read().decode(errors="ignore").strip().splitlines()
-        return int(float(lines[-1].split(",")[0])) if len(lines) > 1 or (lines and not lines[-1].startswith("step")) else 0
+        return (
+            int(float(lines[-1].split(",")[0])) if len(lines) > 1 or (lines and not lines[-1].startswith("step")) else 0
+        )
     except (OSError, ValueError, IndexError): return 0
 
 class _StepWatch:
@@ -74,7 +98,9 @@ class _StepWatch:
     def _run(self):
         while not self.stop.wait(1.0): self._update()
     def __enter__(self):
-        if self.enabled: self.bar = tqdm(total=self.total, desc=self.desc, unit="step", dynamic_ncols=True); self.thread.start()
+        if self.enabled:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="step", dynamic_ncols=True)
+            self.thread.start()
         return self
     def __exit__(self, *exc):
         if self.enabled: self.stop.set(); self.thread.join(); self._update(); self.bar.close()
@@ -92,11 +118,20 @@ def _quickstart_inputs(cfg, out, held):
     with open(d/"jobs.csv", "w", newline="") as f:
         w = csv.writer(f); w.writerow(["name", "image", "audio", "seed"])
         for s in (cfg.seed, cfg.seed + 1): w.writerow([f"seed{s}", "portrait.png", "audio.wav", s])
-    return {"portrait_speaker": a.speaker, "portrait_clip": str(a.path), "audio_speaker": b.speaker, "audio_clip": str(b.path)}
+    return {
+        "portrait_speaker": a.speaker,
+        "portrait_clip": str(a.path),
+        "audio_speaker": b.speaker,
+        "audio_clip": str(b.path),
+    }
 
-def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a finished phase with the same parameters is reused)
-                   cfg:QuickstartConfig|None=None, progress:bool=True) -> dict:
-    "The main job: stage 1 → latents → stage 2 → generation (papermill), then `metrics.json`, `report.html` and `quickstart.mp4` in `out`."
+def run_quickstart(
+    out: str | Path = "runs/quickstart",  # run folder (created; a finished phase with the same parameters is reused)
+    cfg: QuickstartConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """The main job: stage 1 → latents → stage 2 → generation (papermill), then `metrics.json`, `report.html` and
+    `quickstart.mp4` in `out`."""
     import shutil
     cfg = cfg or QuickstartConfig(); out = Path(out).absolute()
     phases, held = _quickstart_params(cfg, out)                    # bad values fail here, before anything is written
@@ -105,7 +140,8 @@ def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a fini
     timing, rerun, inputs = {}, False, None
     for i, (name, (nb, P)) in enumerate(phases.items()):
         d = run/name; stamp = d/"quickstart_params.json"; want = json.dumps(P, sort_keys=True, default=str)
-        if d.exists() and (rerun or not stamp.exists() or stamp.read_text() != want): shutil.rmtree(d)   # other inputs: this phase afresh
+        if d.exists() and (rerun or not stamp.exists() or stamp.read_text() != want):
+            shutil.rmtree(d)  # other inputs: this phase afresh
         if name == "generate": inputs = _quickstart_inputs(cfg, run, held)
         if (d/"metrics.json").exists():
             say(f"{i + 1}/3 {name}: reusing the finished run in {d}"); timing[name] = "reused"; continue
@@ -113,16 +149,27 @@ def run_quickstart(out:str|Path="runs/quickstart", # run folder (created; a fini
         steps = P.get("steps") if name != "generate" else None
         if name == "stage1" and not (Path(cfg.data_dir)/"manifest.json").exists():
             say(f"the built-in data is made first, once, in {cfg.data_dir} (about 30 s on 2 cores)")
-        say(f"{i + 1}/3 {name}: " + (f"{steps} training steps, then evaluation on held-out speakers (notebook: {d/(nb + '.ipynb')})"
-                                     if steps else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s audio"))
+        say(
+            f"{i + 1}/3 {name}: "
+            + (
+                f"{steps} training steps, then evaluation on held-out speakers (notebook: {d / (nb + '.ipynb')})"
+                if steps
+                else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s "
+                     "audio"
+            )
+        )
         t0 = time.time()
         try:
             if steps:
-                with _StepWatch(d/"metrics.csv", steps, f"{name} training", progress): run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
+                with _StepWatch(d / "metrics.csv", steps, f"{name} training", progress):
+                    run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
             else: run_experiment(nb, None, P, runs=run, run_id=name, progress=progress)
         except Exception as e:
             ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
-            raise RuntimeError(f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is {str(d/(nb + '.ipynb'))!r}") from None
+            raise RuntimeError(
+                f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is "
+                f"{str(d / (nb + '.ipynb'))!r}"
+            ) from None
         timing[name] = round(time.time() - t0, 1); say(f"{name}: {timing[name]:.0f} s")
     say("report")
     rep = quickstart_report(cfg, run, inputs, timing, round(time.time() - t_all, 1))

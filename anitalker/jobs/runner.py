@@ -22,14 +22,17 @@ def read_params(path=None, # YAML file of flat parameters, or None
     if path:
         if not Path(path).is_file(): raise FileNotFoundError(f"params file {str(path)!r} does not exist")
         d = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(d, dict): raise ValueError(f"params file {str(path)!r} must hold a mapping of parameters, got {type(d).__name__}")
+        if not isinstance(d, dict):
+            raise ValueError(f"params file {str(path)!r} must hold a mapping of parameters, got {type(d).__name__}")
     for kv in sets:
         if "=" not in kv: raise ValueError(f"--set expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1); d[k.strip()] = yaml.safe_load(v)
     return d
 
 # %% ../../nbs/71_jobs.runner.ipynb #d7884ab6
-EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent/"experiments"   # a link to nbs/experiments, shipped in the wheel
+EXPERIMENTS_DIR = (
+    Path(anitalker.__file__).resolve().parent / "experiments"
+)  # a link to nbs/experiments, shipped in the wheel
 
 def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dict of parameters
                    runs="runs", run_id:str|None=None, progress:bool=True) -> Path:
@@ -39,16 +42,27 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
     if not nb.exists():
         have = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.ipynb"))
         raise FileNotFoundError(f"no experiment notebook {str(nb)!r}; available: {have}")
-    if params and not Path(params).suffix:                           # a preset name: params/<stage>_<name>.yaml, else params/<name>.yaml
+    if params and not Path(params).suffix:  # a preset name: params/<stage>_<name>.yaml, else params/<name>.yaml
         own = EXPERIMENTS_DIR/"params"/f"{name.split('_')[0]}_{params}.yaml"
         params = own if name.split("_")[0] != "stage1" and own.exists() else EXPERIMENTS_DIR/"params"/f"{params}.yaml"
-        if not params.exists(): raise FileNotFoundError(f"no params preset {str(params)!r}; available: {sorted(p.stem for p in (EXPERIMENTS_DIR/'params').glob('*.yaml'))}")
+        if not params.exists():
+            raise FileNotFoundError(
+                f"no params preset {str(params)!r}; available: "
+                f"{sorted(p.stem for p in (EXPERIMENTS_DIR / 'params').glob('*.yaml'))}"
+            )
     P = read_params(params, () if isinstance(sets, dict) else sets)
     if isinstance(sets, dict): P.update(sets)
     h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
     out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)
     P["out_dir"] = str(out)
-    pm.execute_notebook(str(nb), str(out/f"{name}.ipynb"), parameters=P, progress_bar=progress, log_output=False, kernel_name="python3",
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"])    # no 'kernel over TCP without encryption' warning per run
+    pm.execute_notebook(
+        str(nb),
+        str(out / f"{name}.ipynb"),
+        parameters=P,
+        progress_bar=progress,
+        log_output=False,
+        kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )  # no 'kernel over TCP without encryption' warning per run
     return out

@@ -70,13 +70,16 @@ class CLUBSample(CLUB):
 
 # %% ../../nbs/26_losses.club.ipynb #40faa6fa
 class CLUBMean(_GaussianCLUB):
-    "CLUB with q(y|x) = N(μ(x), σ²): only the mean network is learned (it can be an external module); σ² = 1 or, with `variance='ml'`, the batch's residual variance per dimension."
-    def __init__(self, x_dim:int|None=None, # size of x (not needed with `mu_net`)
-                 y_dim:int|None=None, # size of y (not needed with `mu_net`)
-                 hidden:int|None=None, # None: μ is Linear; else Linear-ReLU-Linear with this width
-                 mu_net:nn.Module|None=None, # use this module as μ (e.g. `identity_net_density`), shared, not copied
-                 variance:str="unit", # 'unit' (σ² = 1, the reference) or 'ml' (σ²_d = mean_i (y_id - μ_d(x_i))², detached)
-                ):
+    """CLUB with q(y|x) = N(μ(x), σ²): only the mean network is learned (it can be an external module); σ² = 1 or, with
+    `variance='ml'`, the batch's residual variance per dimension."""
+    def __init__(
+        self,
+        x_dim: int | None = None,  # size of x (not needed with `mu_net`)
+        y_dim: int | None = None,  # size of y (not needed with `mu_net`)
+        hidden: int | None = None,  # None: μ is Linear; else Linear-ReLU-Linear with this width
+        mu_net: nn.Module | None = None,  # use this module as μ (e.g. `identity_net_density`), shared, not copied
+        variance: str = "unit",  # 'unit' (σ² = 1, the reference) or 'ml' (σ²_d = mean_i (y_id - μ_d(x_i))², detached)
+    ):
         super().__init__()
         if variance not in ("unit", "ml"): raise ValueError(f"variance must be 'unit' or 'ml', got {variance!r}")
         self.variance = variance
@@ -86,7 +89,8 @@ class CLUBMean(_GaussianCLUB):
     def get_mu_logvar(self, x):
         mu = self.mu_net(x); return mu, torch.zeros_like(mu)       # log σ² = 0
     def mi_upper_bound(self, x:torch.Tensor, y:torch.Tensor) -> torch.Tensor: # (N,x_dim), (N,y_dim) → () nats
-        "The all-pairs bound; with `variance='ml'` each dimension is divided by its residual variance, so it does not change when y is rescaled."
+        """The all-pairs bound; with `variance='ml'` each dimension is divided by its residual variance, so it does not
+        change when y is rescaled."""
         if self.variance == "unit": return super().mi_upper_bound(x, y)
         mu = self.mu_net(x)
         y_bar, s2 = y.mean(0), y.var(0, unbiased=False)
@@ -191,6 +195,7 @@ def model_step(estimator:nn.Module, model_opt:torch.optim.Optimizer, forward_fn:
 
 def alternating_step(estimator:nn.Module, est_opt:torch.optim.Optimizer, model_opt:torch.optim.Optimizer,
                      forward_fn:Callable, beta:float=0.1, k:int=5) -> dict:
-    "One outer iteration: `estimator_steps` (k) then `model_step`; returns the model step's losses and the last learning_loss."
+    """One outer iteration: `estimator_steps` (k) then `model_step`; returns the model step's losses and the last
+    learning_loss."""
     ll = estimator_steps(estimator, est_opt, forward_fn, k)
     return {**model_step(estimator, model_opt, forward_fn, beta), "learning_loss": ll[-1] if ll else float("nan")}

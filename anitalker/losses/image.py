@@ -56,10 +56,17 @@ class VGG19Features(nn.Module):
         feats = vgg19(weights=None).features
         p = find_torch_hub_file(VGG19_FILE, weights)
         if p is None:
-            if not allow_random: raise FileNotFoundError(f"VGG19 ImageNet weights not found: pass weights=PATH or put {VGG19_FILE} in $TORCH_HOME/hub/checkpoints (no download here)")
-            warnings.warn("VGG19 with RANDOM weights: perceptual losses are not meaningful (tests and shapes only)"); self.random_weights = True
+            if not allow_random:
+                raise FileNotFoundError(
+                    f"VGG19 ImageNet weights not found: pass weights=PATH or put {VGG19_FILE} in "
+                    "$TORCH_HOME/hub/checkpoints (no download here)"
+                )
+            warnings.warn("VGG19 with RANDOM weights: perceptual losses are not meaningful (tests and shapes only)")
+            self.random_weights = True
         else:
-            sd = load_checkpoint(p); feats.load_state_dict({k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}); self.random_weights = False
+            sd = load_checkpoint(p)
+            feats.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
+            self.random_weights = False
         self.slices = nn.ModuleList([feats[a:b] for a, b in ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))])
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
@@ -80,8 +87,12 @@ class VGGPyramidLoss(nn.Module):
     def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) in [-1,1]
         loss = pred.new_zeros(())
         small = [d.scale for d in self.pyr if min(pred.shape[-2:]) * d.scale < 16]
-        if small: raise ValueError(f"images of {tuple(pred.shape[-2:])} px are too small for pyramid scale(s) {small}: VGG19 needs >= 16 px; "
-                                   f"pass scales without them (e.g. (1, 0.5, 0.25) at 64²)")
+        if small:
+            raise ValueError(
+                f"images of {tuple(pred.shape[-2:])} px are too small for pyramid scale(s) {small}: VGG19 needs >= 16 "
+                "px; "
+                f"pass scales without them (e.g. (1, 0.5, 0.25) at 64²)"
+            )
         for down in self.pyr:
             fp = self.vgg(down(pred))
             with torch.no_grad(): ft = self.vgg(down(target))
@@ -97,7 +108,8 @@ class PyramidL1(nn.Module):
         return sum(l1_loss(d(pred), d(target)) for d in self.pyr) / len(self.pyr)
 
 class SSIMLoss(nn.Module):
-    "1 - SSIM (the metric's Gaussian-window SSIM, differentiable): a weight-free structural term for CPU runs without ImageNet weights."
+    """1 - SSIM (the metric's Gaussian-window SSIM, differentiable): a weight-free structural term for CPU runs without
+    ImageNet weights."""
     def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each, H,W >= 11
         return 1 - ssim(pred, target).mean()
 
@@ -112,31 +124,42 @@ def lpips_backbone_file(net:str="alex") -> str:
 
 def lpips_backbone_path(net:str="alex", weights=None) -> Path:
     "Where the backbone is looked for: `weights` if given, else `$TORCH_HOME/hub/checkpoints/<torchvision file>`."
-    return Path(weights).expanduser() if exists(weights) else Path(torch.hub.get_dir())/"checkpoints"/lpips_backbone_file(net)
+    return (
+        Path(weights).expanduser()
+        if exists(weights)
+        else Path(torch.hub.get_dir()) / "checkpoints" / lpips_backbone_file(net)
+    )
 
 def load_lpips_backbone(lp:nn.Module, # an `lpips.LPIPS`
                         state_dict:dict, # torchvision alexnet/vgg16 state dict: `features.N.weight`, ...
                        ) -> nn.Module:
-    "Copy torchvision `features.N.*` tensors into the lpips slices `net.sliceK.N.*`; every one must be there, shapes must match."
+    """Copy torchvision `features.N.*` tensors into the lpips slices `net.sliceK.N.*`; every one must be there, shapes
+    must match."""
     new, missing, bad = {}, [], []
     for k, v in lp.net.state_dict().items():                         # k = 'slice2.3.weight'
         src = "features." + k.split(".", 1)[1]
         if src not in state_dict: missing.append(src)
-        elif tuple(state_dict[src].shape) != tuple(v.shape): bad.append(f"{src} {tuple(state_dict[src].shape)} != {tuple(v.shape)}")
+        elif tuple(state_dict[src].shape) != tuple(v.shape): bad.append(f"{src} {tuple(state_dict[src].shape)} != "
+                                                                        f"{tuple(v.shape)}")
         else: new[k] = state_dict[src].to(v.dtype)
     if missing or bad:
-        raise ValueError(f"not a torchvision {lp.pnet_type} backbone: missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
-                         f"wrong shapes {bad[:4]}")
+        raise ValueError(
+            f"not a torchvision {lp.pnet_type} backbone: missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
+            f"wrong shapes {bad[:4]}"
+        )
     lp.net.load_state_dict(new, strict=True); return lp
 
 # %% ../../nbs/25_losses.image.ipynb #7a426f08
 class LPIPSLoss(nn.Module):
-    "LPIPS distance per image `(B,)` for [-1,1] images (differentiable in the images); backbone from a local file, never downloaded."
-    def __init__(self, net:str="alex", # 'alex' (the LPIPS default) or 'vgg'
-                 weights=None, # path to torchvision's backbone state dict; None: look in $TORCH_HOME/hub/checkpoints
-                 pretrained_backbone:bool=True, # False: random backbone on purpose (shapes/gradients only)
-                 allow_random:bool=False, # True: fall back to a random backbone (with a warning) when the file is absent
-                ):
+    """LPIPS distance per image `(B,)` for [-1,1] images (differentiable in the images); backbone from a local file,
+    never downloaded."""
+    def __init__(
+        self,
+        net: str = "alex",  # 'alex' (the LPIPS default) or 'vgg'
+        weights=None,  # path to torchvision's backbone state dict; None: look in $TORCH_HOME/hub/checkpoints
+        pretrained_backbone: bool = True,  # False: random backbone on purpose (shapes/gradients only)
+        allow_random: bool = False,  # True: fall back to a random backbone (with a warning) when the file is absent
+    ):
         super().__init__()
         import lpips
         if net not in _TV: raise ValueError(f"net must be one of {list(_TV)}, got {net!r}")
@@ -146,16 +169,23 @@ class LPIPSLoss(nn.Module):
             if path.is_file(): self.backbone_path = path
             elif exists(weights) or not allow_random:
                 raise FileNotFoundError(
-                    f"LPIPS-{net} needs torchvision's ImageNet backbone and nothing is downloaded here; looked for {str(path)!r}. "
-                    f"Copy {lpips_backbone_file(net)!r} (from download.pytorch.org/models/) to $TORCH_HOME/hub/checkpoints/ "
-                    "or pass weights='path/to/file'; allow_random=True gives a random backbone (scores not comparable).")
+                    f"LPIPS-{net} needs torchvision's ImageNet backbone and nothing is downloaded here; looked for "
+                    f"{str(path)!r}. "
+                    f"Copy {lpips_backbone_file(net)!r} (from download.pytorch.org/models/) to "
+                    "$TORCH_HOME/hub/checkpoints/ "
+                    "or pass weights='path/to/file'; allow_random=True gives a random backbone (scores not comparable)."
+                )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")                             # torchvision's 'pretrained' deprecation notices
             self.lp = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)   # real linear heads, random backbone
         self.random_backbone = self.backbone_path is None
         if self.random_backbone:
-            warnings.warn(f"{type(self).__name__}({net!r}) has a RANDOM backbone: use it for shapes and gradients only; its scores "
-                          "are NOT comparable to published LPIPS.", stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__}({net!r}) has a RANDOM backbone: use it for shapes and gradients only; its "
+                "scores "
+                "are NOT comparable to published LPIPS.",
+                stacklevel=2,
+            )
         else: load_lpips_backbone(self.lp, load_checkpoint(self.backbone_path))
         self.requires_grad_(False); self.eval()
 
@@ -174,7 +204,9 @@ def d_logistic(real_logits:torch.Tensor, fake_logits:torch.Tensor) -> torch.Tens
     "Discriminator loss softplus(D(x̂)) + softplus(-D(x)), means."
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
 
-def r1_penalty(real_logits:torch.Tensor, real:torch.Tensor, gamma:float=10.0) -> torch.Tensor: # real needs requires_grad
+def r1_penalty(
+    real_logits: torch.Tensor, real: torch.Tensor, gamma: float = 10.0
+) -> torch.Tensor:  # real needs requires_grad
     "R1: γ/2 · E‖∇ₓ D(x)‖² on real images."
     (g,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return gamma / 2 * g.pow(2).flatten(1).sum(1).mean()

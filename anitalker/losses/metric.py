@@ -32,4 +32,5 @@ class AAMSoftmax(nn.Module):
         onehot = F.one_hot(y, cos.shape[1]).to(cos.dtype)
         return self.s * (onehot * phi + (1 - onehot) * cos)
     def forward(self, emb, y): return F.cross_entropy(self.logits(emb, y), y)
-    def accuracy(self, emb, y): return (F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)).argmax(1) == y).float().mean()
+    def accuracy(self, emb, y):
+        return (F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)).argmax(1) == y).float().mean()

@@ -21,26 +21,35 @@ from ..losses.image import lpips_backbone_file, lpips_backbone_path, load_lpips_
 class LPIPSMetric(LPIPSLoss):
     "`losses.image.LPIPSLoss` as a metric: evaluated without autograd unless the inputs need gradients."
     def forward(self, a, b):
-        with torch.set_grad_enabled(torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)): return super().forward(a, b)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
+            return super().forward(a, b)
 
 # %% ../../nbs/50_metrics.image.ipynb #26971dda
-def identity_leakage_probe(alpha_train, # (N,D) or (N,...) motion codes, one row per sample (frame or clip)
-                           id_train, # (N,) identity labels (int or str)
-                           alpha_test, # (M,D) codes from OTHER clips of the same identities
-                           id_test, # (M,) labels; every one must occur in id_train
-                           epochs:int=100, # L-BFGS iterations (full batch)
-                           wd:float=1e-3, # L2 penalty on W
-                           seed:int=0, # seeds the initial weights
-                          ) -> dict: # accuracy, chance (test majority-class rate), train_accuracy, n_train, n_test, n_classes
+def identity_leakage_probe(
+    alpha_train,  # (N,D) or (N,...) motion codes, one row per sample (frame or clip)
+    id_train,  # (N,) identity labels (int or str)
+    alpha_test,  # (M,D) codes from OTHER clips of the same identities
+    id_test,  # (M,) labels; every one must occur in id_train
+    epochs: int = 100,  # L-BFGS iterations (full batch)
+    wd: float = 1e-3,  # L2 penalty on W
+    seed: int = 0,  # seeds the initial weights
+) -> dict:  # accuracy, chance (test majority-class rate), train_accuracy, n_train, n_test, n_classes
     "Linear (multinomial logistic) probe: how well α predicts identity on held-out clips."
     Xtr = torch.as_tensor(np.asarray(alpha_train), dtype=torch.float64).flatten(1)
     Xte = torch.as_tensor(np.asarray(alpha_test), dtype=torch.float64).flatten(1)
     classes, ytr = np.unique(np.asarray(id_train), return_inverse=True)
     ids_te = np.asarray(id_test); unknown = sorted(set(ids_te.tolist()) - set(classes.tolist()))
-    if unknown: raise ValueError(f"test identities {unknown[:5]} never occur in training: the probe needs held-out clips of the SAME identities")
+    if unknown:
+        raise ValueError(
+            f"test identities {unknown[:5]} never occur in training: the probe needs held-out clips of the SAME "
+            "identities"
+        )
     if len(classes) < 2: raise ValueError("the probe needs at least 2 identities")
     if len(Xtr) != len(ytr) or len(Xte) != len(ids_te) or Xtr.shape[1] != Xte.shape[1]:
-        raise ValueError(f"shapes disagree: alpha_train {tuple(Xtr.shape)}, id_train {len(ytr)}, alpha_test {tuple(Xte.shape)}, id_test {len(ids_te)}")
+        raise ValueError(
+            f"shapes disagree: alpha_train {tuple(Xtr.shape)}, id_train {len(ytr)}, alpha_test {tuple(Xte.shape)}, "
+            f"id_test {len(ids_te)}"
+        )
     ytr, yte = torch.as_tensor(ytr.reshape(-1)), torch.as_tensor(np.searchsorted(classes, ids_te))
     mu, sd = Xtr.mean(0), Xtr.std(0).clamp_min(1e-8)
     Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
@@ -51,6 +60,7 @@ def identity_leakage_probe(alpha_train, # (N,D) or (N,...) motion codes, one row
     def closure():
         opt.zero_grad(); loss = F.cross_entropy(Xtr @ W + b, ytr) + wd * W.pow(2).sum(); loss.backward(); return loss
     opt.step(closure)
-    with torch.no_grad(): acc, acc_tr = ((Xte @ W + b).argmax(1) == yte).double().mean(), ((Xtr @ W + b).argmax(1) == ytr).double().mean()
+    with torch.no_grad():
+        acc, acc_tr = ((Xte @ W + b).argmax(1) == yte).double().mean(), ((Xtr @ W + b).argmax(1) == ytr).double().mean()
     return {"accuracy": acc.item(), "chance": float(np.bincount(yte.numpy(), minlength=K).max() / len(yte)),
             "train_accuracy": acc_tr.item(), "n_train": len(ytr), "n_test": len(yte), "n_classes": K}

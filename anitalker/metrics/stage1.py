@@ -20,7 +20,9 @@ def self_reenactment(ae, data_dir, speakers, # held-out speaker ids
                      pairs_per_clip:int=8, seed:int=123, batch:int=32, lpips=None, # an LPIPSMetric, or None
                     ) -> dict:
     "Mean PSNR/SSIM(/LPIPS) of rendering frame t from frame s of the same clip, and of copying s (the baseline)."
-    ds = Stage1PairDataset(data_dir, speakers, size=ae.cfg.size, items_per_clip=pairs_per_clip, negatives=False, seed=seed)
+    ds = Stage1PairDataset(
+        data_dir, speakers, size=ae.cfg.size, items_per_clip=pairs_per_clip, negatives=False, seed=seed
+    )
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device
     res = {k: [] for k in ("psnr", "ssim", "lpips", "copy_psnr", "copy_ssim", "motion_effect_psnr")}
     for i in range(0, len(ds), batch):
@@ -30,80 +32,124 @@ def self_reenactment(ae, data_dir, speakers, # held-out speaker ids
         r = ae.render(es, et["alpha"]).float().clamp(-1, 1)              # = ae(s, t)["recon"]
         r0 = ae.render(es, es["alpha"]).float().clamp(-1, 1)             # the same portrait driven by its own α
         res["motion_effect_psnr"].append(psnr(r, r0).clamp(max=100))      # 100 dB: identical renders
-        res["psnr"].append(psnr(r, t)); res["ssim"].append(ssim(r, t)); res["copy_psnr"].append(psnr(s, t)); res["copy_ssim"].append(ssim(s, t))
+        res["psnr"].append(psnr(r, t))
+        res["ssim"].append(ssim(r, t))
+        res["copy_psnr"].append(psnr(s, t))
+        res["copy_ssim"].append(ssim(s, t))
         if exists(lpips): res["lpips"].append(lpips(r, t))
     ae.train(was)
     out = {k: float(torch.cat(v).mean()) for k, v in res.items() if v}
     return {**out, "n_pairs": len(ds), "speakers": list(speakers)}
 
 # %% ../../nbs/51_metrics.stage1.ipynb #009c2de5
-FACTORS = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth": "gt_mouth_open",
-           "blink": "gt_blink"}   # probe name -> attrs key (the built-in data's exact ground truth; yaw/pitch/roll also from prep)
+FACTORS = {
+    "yaw": "yaw",
+    "pitch": "pitch",
+    "roll": "roll",
+    "tx": "gt_tx",
+    "zoom": "gt_zoom",
+    "mouth": "gt_mouth_open",
+    "blink": "gt_blink",
+}  # probe name -> attrs key (the built-in data's exact ground truth; yaw/pitch/roll also from prep)
 
 @torch.no_grad()
 def clip_motion_codes(ae, data_dir, speakers=None, batch:int=64) -> list[dict]:
-    "α of every frame of every clip: [{'speaker', 'clip', 'alpha' (T,d), 'factors' {name: (T,)}}] (factors: the clip's ground truth, where saved)."
+    """α of every frame of every clip: [{'speaker', 'clip', 'alpha' (T,d), 'factors' {name: (T,)}}] (factors: the clip's
+    ground truth, where saved)."""
     import cv2
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size; out = []
     for c in list_clips(data_dir, speakers):
         fr = c.frames()
         if fr.shape[1] != S: fr = np.stack([cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA) for f in fr])
-        a = torch.cat([ae.motion(torch.stack([to_tensor(f) for f in fr[i:i + batch]]).to(dev)).float().cpu() for i in range(0, len(fr), batch)])
+        a = torch.cat(
+            [
+                ae.motion(torch.stack([to_tensor(f) for f in fr[i : i + batch]]).to(dev)).float().cpu()
+                for i in range(0, len(fr), batch)
+            ]
+        )
         at = c.attrs() if (c.path/"attrs.npz").exists() else {}
         out.append({"speaker": c.speaker, "clip": c.meta["clip"], "alpha": a.numpy(), "meta": c.meta,
                     "factors": {k: np.asarray(at[v], np.float64) for k, v in FACTORS.items() if v in at}})
     ae.train(was); return out
 
-def motion_leakage(ae, data_dir, speakers, # at least 2 speakers with at least 2 clips each
-                   batch:int=64, code:str="alpha", # 'alpha' (α itself) or 'difference' (α − α of the clip's first frame)
-                   codes:list|None=None) -> dict: # `clip_motion_codes` output, to reuse
-    "Identity-leakage probe on α (or the difference code): trained on each speaker's first clip, tested on the others (see `identity_leakage_probe`)."
+def motion_leakage(
+    ae,
+    data_dir,
+    speakers,  # at least 2 speakers with at least 2 clips each
+    batch: int = 64,
+    code: str = "alpha",  # 'alpha' (α itself) or 'difference' (α − α of the clip's first frame)
+    codes: list | None = None,
+) -> dict:  # `clip_motion_codes` output, to reuse
+    """Identity-leakage probe on α (or the difference code): trained on each speaker's first clip, tested on the others
+    (see `identity_leakage_probe`)."""
     if code not in ("alpha", "difference"): raise ValueError(f"code must be 'alpha' or 'difference', got {code!r}")
     codes = default(codes, lambda: clip_motion_codes(ae, data_dir, speakers, batch))
     if code == "difference": codes = [{**c, "alpha": c["alpha"] - c["alpha"][:1]} for c in codes]
     first = {}
     for c in codes: first.setdefault(c["speaker"], c["clip"])
-    tr = [c for c in codes if first[c["speaker"]] == c["clip"]]; te = [c for c in codes if first[c["speaker"]] != c["clip"]]
-    if not te: raise ValueError(f"the leakage probe needs speakers with at least 2 clips; {sorted(first)} have one each")
-    cat = lambda cs: (np.concatenate([c["alpha"] for c in cs]), np.concatenate([[c["speaker"]] * len(c["alpha"]) for c in cs]))
+    tr = [c for c in codes if first[c["speaker"]] == c["clip"]]
+    te = [c for c in codes if first[c["speaker"]] != c["clip"]]
+    if not te:
+        raise ValueError(f"the leakage probe needs speakers with at least 2 clips; {sorted(first)} have one each")
+    cat = lambda cs: (
+        np.concatenate([c["alpha"] for c in cs]),
+        np.concatenate([[c["speaker"]] * len(c["alpha"]) for c in cs]),
+    )
     return identity_leakage_probe(*cat(tr), *cat(te))
 
 # %% ../../nbs/51_metrics.stage1.ipynb #a1de728d
-def ridge_fit_predict(Xtr, Ytr, Xte, lam:float=1e-2) -> np.ndarray: # (N,D), (N,K), (M,D); lam relative to mean eigenvalue
+def ridge_fit_predict(
+    Xtr, Ytr, Xte, lam: float = 1e-2
+) -> np.ndarray:  # (N,D), (N,K), (M,D); lam relative to mean eigenvalue
     "Ridge regression with an intercept, inputs standardised on the training rows; predictions (M,K)."
     mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-8; A, B = (Xtr - mu) / sd, (Xte - mu) / sd
     ym = Ytr.mean(0); G = A.T @ A
     W = np.linalg.solve(G + lam * (np.trace(G) / len(G) + 1e-12) * np.eye(len(G)), A.T @ (Ytr - ym))
     return B @ W + ym
 
-def motion_probe(codes:list, # `clip_motion_codes` output (with factors)
-                 code:str="alpha", # 'alpha', or 'difference': α − α(first frame) against the factors' change from that frame (what the difference drive renders)
-                 within:bool=True, folds:int=4, lam:float=1e-2) -> dict:
+def motion_probe(
+    codes: list,  # `clip_motion_codes` output (with factors)
+    code: str = "alpha",  # 'alpha', or 'difference': α − α(first frame) against the factors' change since then
+    within: bool = True,
+    folds: int = 4,
+    lam: float = 1e-2,
+) -> dict:
     "{factor: R²} of a linear probe from the code to each ground-truth factor, cross-validated over speakers."
     spk = sorted({c["speaker"] for c in codes})
     names = [k for k in FACTORS if all(k in c["factors"] for c in codes)]
-    if len(spk) < 2 or not names: raise ValueError(f"the probe needs >= 2 speakers with ground-truth factors; got {len(spk)} speaker(s), factors {names}")
+    if len(spk) < 2 or not names:
+        raise ValueError(
+            f"the probe needs >= 2 speakers with ground-truth factors; got {len(spk)} speaker(s), factors {names}"
+        )
     folds = min(folds, len(spk))
     def arrays(cs):
         X = [c["alpha"] - (c["alpha"][:1] if code == "difference" else 0) for c in cs]
         Y = [np.stack([c["factors"][k] for k in names], 1) for c in cs]
-        if code == "difference": Y = [y - y[:1] for y in Y]                 # the change of the factors from the same reference frame
+        if code == "difference":
+            Y = [y - y[:1] for y in Y]  # the change of the factors from the same reference frame
         if within: X, Y = [x - x.mean(0) for x in X], [y - y.mean(0) for y in Y]
         return np.concatenate(X).astype(np.float64), np.concatenate(Y)
     Yall, Pall = [], []
     for f in range(folds):
         test = set(spk[f::folds])
-        Xtr, Ytr = arrays([c for c in codes if c["speaker"] not in test]); Xte, Yte = arrays([c for c in codes if c["speaker"] in test])
+        Xtr, Ytr = arrays([c for c in codes if c["speaker"] not in test])
+        Xte, Yte = arrays([c for c in codes if c["speaker"] in test])
         Yall.append(Yte); Pall.append(ridge_fit_predict(Xtr, Ytr, Xte, lam))
     Y, P = np.concatenate(Yall), np.concatenate(Pall)
     tot = ((Y - Y.mean(0)) ** 2).sum(0); r2 = 1 - ((Y - P) ** 2).sum(0) / np.maximum(tot, 1e-300)
-    return {k: (float(v) if t > 1e-12 * len(Y) else None) for k, v, t in zip(names, r2, tot)}   # None: the factor never moved
+    return {
+        k: (float(v) if t > 1e-12 * len(Y) else None) for k, v, t in zip(names, r2, tot)
+    }  # None: the factor never moved
 
 def code_spread(codes:list) -> dict:
-    "α's spread within clips (motion) vs across speakers (identity): RMS std over dimensions, and the within-clip share of its variance."
+    """α's spread within clips (motion) vs across speakers (identity): RMS std over dimensions, and the within-clip
+    share of its variance."""
     A = np.concatenate([c["alpha"] for c in codes]); tot = A.var(0).sum()
     within = np.mean([c["alpha"].var(0).sum() for c in codes])
-    means = {s: np.concatenate([c["alpha"] for c in codes if c["speaker"] == s]).mean(0) for s in {c["speaker"] for c in codes}}
+    means = {
+        s: np.concatenate([c["alpha"] for c in codes if c["speaker"] == s]).mean(0)
+        for s in {c["speaker"] for c in codes}
+    }
     across = np.stack(list(means.values())).var(0).sum()
     d = A.shape[1]
     return {"within_clip_std": float(np.sqrt(within / d)), "across_speaker_std": float(np.sqrt(across / d)),
@@ -112,15 +158,24 @@ def code_spread(codes:list) -> dict:
 # %% ../../nbs/51_metrics.stage1.ipynb #ea974dc7
 def is_oracle(ae) -> bool: return (getattr(ae, "train_config", None) or {}).get("code_source", "encoder") == "oracle"
 
-_RENDER_KEYS = {"yaw": "yaw", "pitch": "pitch", "roll": "roll", "tx": "gt_tx", "zoom": "gt_zoom", "mouth_open": "gt_mouth_open",
-                "mouth_width": "gt_mouth_width", "blink": "gt_blink"}   # render_frame argument -> the clip's ground-truth attribute
+_RENDER_KEYS = {
+    "yaw": "yaw",
+    "pitch": "pitch",
+    "roll": "roll",
+    "tx": "gt_tx",
+    "zoom": "gt_zoom",
+    "mouth_open": "gt_mouth_open",
+    "mouth_width": "gt_mouth_width",
+    "blink": "gt_blink",
+}  # render_frame argument -> the clip's ground-truth attribute
 
 def _synthetic_clips(data_dir, speakers, what:str) -> dict:
     "{speaker: its first clip} of a built-in synthetic dataset (the ground truth `what` needs its renderer)."
     clips = {}
     for c in list_clips(data_dir, speakers): clips.setdefault(c.speaker, c)
     if not clips: raise ValueError(f"no clips under {str(data_dir)!r} for speakers {speakers}")
-    if any(c.meta.get("source") != "synthetic" for c in clips.values()): raise ValueError(f"{what} needs the built-in synthetic data (its ground truth)")
+    if any(c.meta.get("source") != "synthetic" for c in clips.values()):
+        raise ValueError(f"{what} needs the built-in synthetic data (its ground truth)")
     return clips
 
 def _draw(clip, size:int, **factors) -> np.ndarray:
@@ -128,19 +183,24 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
     import cv2
     from anitalker.data.synthetic import sample_identity, render_frame
     N = clip.meta["size"]
-    f = render_frame(sample_identity(clip.meta["seed"], clip.meta["identity"]), N, **factors, features=clip.meta.get("features", "small"))[0]
+    f = render_frame(
+        sample_identity(clip.meta["seed"], clip.meta["identity"]),
+        N,
+        **factors,
+        features=clip.meta.get("features", "small"),
+    )[0]
     return f if N == size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
 
 @torch.no_grad()
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
                             frames_per_pair:int=8, seed:int=0, return_images:bool=False,
                             oracle:bool|None=None, # None: True for a model trained with code_source='oracle'
-                            drop:str|None=None, # oracle only: this factor's change left out of the code ('yaw', 'tx', …)
-                            scale:dict|None=None) -> dict: # oracle only: {factor: s}, that factor's change × s in the code (an error of s − 1)
+                            drop:str|None=None, # oracle only: this factor's change is left out ('yaw', 'tx', …)
+                            scale:dict|None=None) -> dict: # oracle only: {factor: s}: its change × s (error s − 1)
     "PSNR/SSIM of A driven by B (relative) against the exact render of A with B's factors, and of copying A's portrait."
     import cv2
     from anitalker.data.datasets import GT_CODE
-    names = [k.removeprefix("gt_") for k in GT_CODE]                             # yaw, pitch, roll, tx, zoom, mouth_open, …
+    names = [k.removeprefix("gt_") for k in GT_CODE]  # yaw, pitch, roll, tx, zoom, mouth_open, …
     clips = _synthetic_clips(data_dir, speakers, "exact cross-reenactment"); spk = sorted(clips)
     if len(spk) < 2: raise ValueError(f"cross-reenactment needs >= 2 speakers, got {spk}")
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size
@@ -153,17 +213,21 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
     fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     for i, a in enumerate(spk):
         b = spk[(i + 1) % len(spk)]; cb = clips[b]; at, fr = cb.attrs(), cb.frames()
-        ref = int(rng.integers(len(fr))); others = np.delete(np.arange(len(fr)), ref)      # t ≠ ref: the copy would be exact there
+        ref = int(rng.integers(len(fr)))
+        others = np.delete(np.arange(len(fr)), ref)  # t ≠ ref: the copy would be exact there
         ts = rng.choice(others, frames_per_pair, replace=len(others) < frames_per_pair)
-        draw = lambda t: _draw(clips[a], S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()})   # A with B's factors
+        draw = lambda t: _draw(
+            clips[a], S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()}
+        )  # A with B's factors
         src_img = to_tensor(draw(ref))[None].to(dev); gt = torch.stack([to_tensor(draw(int(t))) for t in ts]).to(dev)
         drv = torch.stack([to_tensor(fit(fr[t])) for t in [ref, *ts]]).to(dev)
         src = ae.encode(src_img)
-        if oracle:                                                                # the code from B's ground truth, not from images
+        if oracle:  # the code from B's ground truth, not from images
             from anitalker.data.datasets import gt_code
             from anitalker.stage1.train import oracle_code
             g = torch.from_numpy(gt_code(at)[[ref, *ts]]).to(dev); dg = g[1:] - g[:1]
-            if drop is not None: dg[:, names.index(drop)] = 0                     # the renderer is not told this factor's change
+            if drop is not None:
+                dg[:, names.index(drop)] = 0  # the renderer is not told this factor's change
             for k, s in (scale or {}).items(): dg[:, names.index(k)] *= s          # … or told it with an error of s − 1
             code = oracle_code(dg, ae.cfg.motion_dim)
             out = ae.dec(src["w_a"].expand(len(code), -1), code, src["feats"]).float().clamp(-1, 1)
@@ -171,11 +235,26 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
             al = ae.motion(drv); out = ae.render(src, src["alpha"] + al[1:] - al[:1]).float().clamp(-1, 1)
         copy = src_img.expand_as(gt)
         res["psnr"].append(psnr(out, gt).clamp(max=100)); res["ssim"].append(ssim(out, gt))
-        res["copy_psnr"].append(psnr(copy, gt).clamp(max=100)); res["copy_ssim"].append(ssim(copy, gt))   # 100 dB: identical (a frame that did not move)
-        if return_images: imgs.append({"portrait": src_img[0].cpu(), "driving": drv[1:].cpu(), "output": out.cpu(), "truth": gt.cpu(), "pair": (a, b)})
+        res["copy_psnr"].append(psnr(copy, gt).clamp(max=100))
+        res["copy_ssim"].append(ssim(copy, gt))  # 100 dB: identical (a frame that did not move)
+        if return_images:
+            imgs.append(
+                {
+                    "portrait": src_img[0].cpu(),
+                    "driving": drv[1:].cpu(),
+                    "output": out.cpu(),
+                    "truth": gt.cpu(),
+                    "pair": (a, b),
+                }
+            )
     ae.train(was)
     out = {k: float(torch.cat(v).mean()) for k, v in res.items()}
-    return {**out, "n_pairs": len(spk), "n_frames": len(spk) * frames_per_pair, **({"images": imgs} if return_images else {})}
+    return {
+        **out,
+        "n_pairs": len(spk),
+        "n_frames": len(spk) * frames_per_pair,
+        **({"images": imgs} if return_images else {}),
+    }
 
 # %% ../../nbs/51_metrics.stage1.ipynb #47cdb24b
 FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed value)
@@ -185,7 +264,8 @@ FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed val
 @torch.no_grad()
 def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-in (synthetic) dataset
                     changes:dict|None=None, oracle:bool|None=None) -> dict:
-    "Per factor: the render's gain along the true one-factor change, the error it removes, ‖Δcode‖ and the image change."
+    """Per factor: the render's gain along the true one-factor change, the error it removes, ‖Δcode‖ and the image
+    change."""
     from anitalker.data.datasets import gt_code
     from anitalker.stage1.train import oracle_code
     changes = default(changes, FACTOR_CHANGES); oracle = default(oracle, is_oracle(ae))
@@ -198,17 +278,28 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
         x0 = draw(base); src = ae.encode(x0)
         for f, (arg, lo, hi) in changes.items():
             k0, k1 = {**base, arg: lo}, {**base, arg: hi}
-            x0f, s0 = (x0, src) if lo == base[arg] else (lambda x: (x, ae.encode(x)))(draw(k0))   # the neutral portrait, once
+            x0f, s0 = (
+                (x0, src) if lo == base[arg] else (lambda x: (x, ae.encode(x)))(draw(k0))
+            )  # the neutral portrait, once
             x1 = draw(k1)
             if oracle:
                 g = torch.from_numpy(gt_code({_RENDER_KEYS[a]: [k0[a], k1[a]] for a in base})).to(dev)
-                code = torch.cat([torch.zeros(1, ae.cfg.motion_dim, device=dev), oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev)])
+                code = torch.cat(
+                    [
+                        torch.zeros(1, ae.cfg.motion_dim, device=dev),
+                        oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev),
+                    ]
+                )
                 r = ae.dec(s0["w_a"].expand(2, -1), code, s0["feats"]).float()
             else:
-                a1 = ae.motion(x1); r = ae.render(s0, torch.cat([s0["alpha"], a1])).float(); code = torch.cat([s0["alpha"], a1])
+                a1 = ae.motion(x1)
+                r = ae.render(s0, torch.cat([s0["alpha"], a1])).float()
+                code = torch.cat([s0["alpha"], a1])
             d, dr = (x1 - x0f)[0], r[1] - r[0]
             res[f]["gain"].append(float((dr * d).sum() / d.pow(2).sum().clamp_min(1e-12)))
-            res[f]["err_reduction"].append(float(1 - (r[1] - x1[0]).abs().sum() / (r[0] - x1[0]).abs().sum().clamp_min(1e-12)))
+            res[f]["err_reduction"].append(
+                float(1 - (r[1] - x1[0]).abs().sum() / (r[0] - x1[0]).abs().sum().clamp_min(1e-12))
+            )
             res[f]["code_change"].append(float((code[1] - code[0]).norm()))
             res[f]["image_change"].append(float(d.abs().mean(0).sum() / 2))          # [-1,1] → [0,1] units
     ae.train(was)
@@ -218,21 +309,33 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
 def ground_truth_diagnostics(ae, data_dir, speakers, # held-out speakers
                              pairs_per_clip:int=8, frames_per_pair:int=8, seed:int=0, leakage:bool=True) -> dict:
     "Probes, spread, self- and exact cross-reenactment (where the data is synthetic) and leakage of a stage-1 model."
-    if is_oracle(ae):                              # the encoder is unused: only the renderer, driven by the ground truth, is measured
-        return {"oracle": True, "cross_reenactment": cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed),
-                "response": factor_response(ae, data_dir, speakers)}
+    if is_oracle(ae):  # the encoder is unused: only the renderer, driven by the ground truth, is measured
+        return {
+            "oracle": True,
+            "cross_reenactment": cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed),
+            "response": factor_response(ae, data_dir, speakers),
+        }
     codes = clip_motion_codes(ae, data_dir, speakers); speakers = sorted({c["speaker"] for c in codes})
     drive = getattr(ae.cfg, "drive", "absolute")
     out = {"drive": drive, "spread": code_spread(codes)}
     if all(c["factors"] for c in codes):
-        out["probe"] = {"alpha_within": motion_probe(codes), "alpha_overall": motion_probe(codes, within=False),
-                        "code_overall": motion_probe(codes, "difference" if drive == "difference" else "alpha", within=False)}
-    out["self_reenactment"] = {k: v for k, v in self_reenactment(ae, data_dir, speakers, pairs_per_clip, seed=seed + 123).items() if k != "speakers"}
+        out["probe"] = {
+            "alpha_within": motion_probe(codes),
+            "alpha_overall": motion_probe(codes, within=False),
+            "code_overall": motion_probe(codes, "difference" if drive == "difference" else "alpha", within=False),
+        }
+    out["self_reenactment"] = {
+        k: v
+        for k, v in self_reenactment(ae, data_dir, speakers, pairs_per_clip, seed=seed + 123).items()
+        if k != "speakers"
+    }
     if all(c["meta"].get("source") == "synthetic" for c in codes) and len({c["speaker"] for c in codes}) >= 2:
         out["cross_reenactment"] = cross_reenactment_exact(ae, data_dir, speakers, frames_per_pair, seed=seed)
         out["response"] = factor_response(ae, data_dir, speakers)
     if leakage and len(codes) > len({c["speaker"] for c in codes}) >= 2:
-        lk = {k: motion_leakage(ae, data_dir, speakers, code=k, codes=codes) for k in ("alpha", "difference")}   # each probe once
+        lk = {
+            k: motion_leakage(ae, data_dir, speakers, code=k, codes=codes) for k in ("alpha", "difference")
+        }  # each probe once
         out["leakage"] = {**{k: v["accuracy"] for k, v in lk.items()}, "chance": lk["alpha"]["chance"]}
     return out
 
@@ -242,15 +345,24 @@ def diagnostics_fn(data_dir, speakers, **kw):
 
 # %% ../../nbs/51_metrics.stage1.ipynb #89cc4e9e
 def probe_table(diag:dict) -> str:
-    "The probes of `ground_truth_diagnostics` as a markdown table (R², higher is better; 1 = the factor is linear in the code)."
+    """The probes of `ground_truth_diagnostics` as a markdown table (R², higher is better; 1 = the factor is linear in
+    the code)."""
     pr = diag.get("probe")
-    if diag.get("oracle") and "response" in diag:                                  # an oracle run: the code is the truth, only the render is measured
-        return "\n".join(["| factor | render gain (oracle code) |", "|---|---|"] + [f"| {k} | {v['gain']:.2f} |" for k, v in diag["response"].items()])
+    if diag.get("oracle") and "response" in diag:  # an oracle run: the code is the truth, only the render is measured
+        return "\n".join(
+            ["| factor | render gain (oracle code) |", "|---|---|"]
+            + [f"| {k} | {v['gain']:.2f} |" for k, v in diag["response"].items()]
+        )
     if not pr: return "(no ground-truth factors in this data)"
-    fmt = lambda v: "–" if v is None else f"{v:.2f}" if v >= 0 else "< 0"          # below 0: worse than predicting the mean"
-    rs = diag.get("response", {}); g = lambda k: f"{rs[k]['gain']:.2f}" if k in rs else "–"   # render gain: 1 = drawn exactly
+    fmt = lambda v: "–" if v is None else f"{v:.2f}" if v >= 0 else "< 0"  # below 0: worse than predicting the mean"
+    rs = diag.get("response", {})
+    g = lambda k: f"{rs[k]['gain']:.2f}" if k in rs else "–"  # render gain: 1 = drawn exactly
     rows = ["| factor | α within clips | α overall | code overall | render gain |", "|---|---|---|---|---|"]
-    rows += [f"| {k} | {fmt(pr['alpha_within'][k])} | {fmt(pr['alpha_overall'][k])} | {fmt(pr['code_overall'][k])} | {g(k)} |" for k in pr["alpha_within"]]
+    rows += [
+        f"| {k} | {fmt(pr['alpha_within'][k])} | {fmt(pr['alpha_overall'][k])} | {fmt(pr['code_overall'][k])} | {g(k)} "
+        "|"
+        for k in pr["alpha_within"]
+    ]
     return "\n".join(rows)
 
 def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.engine.trainer.read_eval`)
@@ -261,10 +373,19 @@ def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.engine.trainer.rea
     if axs is None: fig, axs = plt.subplots(1, 3, figsize=(13, 3.2))
     st = [r["step"] for r in rows]
     for k in rows[-1].get("probe", {}).get("alpha_within", {}):
-        axs[0].plot(st, [np.nan if r["probe"]["alpha_within"][k] is None else max(r["probe"]["alpha_within"][k], -0.1) for r in rows], ".-", label=k)
+        axs[0].plot(
+            st,
+            [
+                np.nan if r["probe"]["alpha_within"][k] is None else max(r["probe"]["alpha_within"][k], -0.1)
+                for r in rows
+            ],
+            ".-",
+            label=k,
+        )
     axs[0].set(title="within-clip probe R²", xlabel="step", ylim=(-0.1, 1)); axs[0].legend(fontsize=7, ncol=2)
     for k, lab in (("within_clip_std", "within clips (motion)"), ("across_speaker_std", "across speakers (identity)")):
-        if "spread" in rows[-1]: axs[1].semilogy(st, [r["spread"][k] for r in rows], ".-", label=lab)   # none for an oracle run
+        if "spread" in rows[-1]:
+            axs[1].semilogy(st, [r["spread"][k] for r in rows], ".-", label=lab)  # none for an oracle run
     axs[1].set(title="α spread (RMS std)", xlabel="step"); axs[1].legend(fontsize=7)
     series = {"self-reenactment": ("self_reenactment", "psnr"), "copy (self)": ("self_reenactment", "copy_psnr"),
               "cross (exact truth)": ("cross_reenactment", "psnr"), "copy (cross)": ("cross_reenactment", "copy_psnr")}

@@ -27,9 +27,11 @@ class LinearProbe:
     def fit(self, X:np.ndarray, Y:np.ndarray): # (N,d), (N,) or (N,k)
         X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64).reshape(len(X), -1)
         self.mu, self.sd = X.mean(0), X.std(0) + 1e-8; Z = (X - self.mu) / self.sd
-        self.ym = Y.mean(0); self.W = np.linalg.solve(Z.T @ Z + self.ridge * len(Z) * np.eye(Z.shape[1]), Z.T @ (Y - self.ym))
+        self.ym = Y.mean(0)
+        self.W = np.linalg.solve(Z.T @ Z + self.ridge * len(Z) * np.eye(Z.shape[1]), Z.T @ (Y - self.ym))
         return self
-    def __call__(self, X:np.ndarray) -> np.ndarray: return ((np.asarray(X, np.float64) - self.mu) / self.sd) @ self.W + self.ym
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return ((np.asarray(X, np.float64) - self.mu) / self.sd) @ self.W + self.ym
 
 def pose_of(attrs:dict) -> np.ndarray: # (T,3) yaw, pitch, roll / 90, clipped to [-1,1]
     "The normalised pose the generator's controls use."
@@ -42,16 +44,27 @@ def fit_motion_probes(latents, data_dir, speakers) -> dict:
         X.append(np.load(latent_path(latents, c.speaker, c.meta["clip"]))["alpha"]); at = c.attrs()
         M.append(at["gt_mouth_open"]); P.append(pose_of(at))
     if not X: raise ValueError(f"no clips of {list(speakers)[:5]} under {str(data_dir)!r}")
-    X = np.concatenate(X); return {"mouth": LinearProbe().fit(X, np.concatenate(M)), "pose": LinearProbe().fit(X, np.concatenate(P))}
+    X = np.concatenate(X)
+    return {"mouth": LinearProbe().fit(X, np.concatenate(M)), "pose": LinearProbe().fit(X, np.concatenate(P))}
 
 # %% ../../nbs/52_metrics.stage2.ipynb #f9a86882
 def stage2_sampler(net, steps:int=50, dtype:str="float32"):
     "A `sample_fn` for `evaluate_stage2` from a Stage2Net (generator + MotionNorm): α (T,d) as numpy."
     from anitalker.stage2.sampling import sample_motion
     def fn(clip, audio, alpha0, wa0, controls, seed):
-        a0 = net.norm(torch.as_tensor(alpha0, dtype=torch.float32)[None]); w0 = torch.as_tensor(wa0, dtype=torch.float32)[None]
+        a0 = net.norm(torch.as_tensor(alpha0, dtype=torch.float32)[None])
+        w0 = torch.as_tensor(wa0, dtype=torch.float32)[None]
         c = {k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in controls.items()} if controls else None
-        out = sample_motion(net.gen, torch.as_tensor(np.asarray(audio, np.float32))[None], a0, w0, controls=c, steps=steps, seed=seed, dtype=dtype)
+        out = sample_motion(
+            net.gen,
+            torch.as_tensor(np.asarray(audio, np.float32))[None],
+            a0,
+            w0,
+            controls=c,
+            steps=steps,
+            seed=seed,
+            dtype=dtype,
+        )
         return net.norm.from_x0(out["motion"], torch.as_tensor(alpha0, dtype=torch.float32)[None]).numpy()
     return fn
 
@@ -67,7 +80,8 @@ def evaluate_stage2(sample_fn, data_dir, latents, train_speakers, test_speakers,
         audio = np.load(feature_path(data_dir, audio_kind, c.speaker, c.meta["clip"]))
         gens = [sample_fn(c, audio, z["alpha"][0], z["w_a"][0], None, s)[:T] for s in seeds]
         m_true = at["gt_mouth_open"][:T]
-        res["mouth_r"].append(pearson(probes["mouth"](gens[0]), m_true)); res["probe_mouth_r"].append(pearson(probes["mouth"](z["alpha"]), m_true))
+        res["mouth_r"].append(pearson(probes["mouth"](gens[0]), m_true))
+        res["probe_mouth_r"].append(pearson(probes["mouth"](z["alpha"]), m_true))
         if len(gens) > 1:
             p0, p1 = probes["pose"](gens[0]), probes["pose"](gens[1])
             res["seed_pose_diff"].append(float(np.abs(p0 - p1).mean() / (pose_of(at)[:T].std(0).mean() + 1e-8)))
@@ -87,8 +101,18 @@ def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
                   ) -> Path:
     "Latents whose α is a fixed random linear map of the synthetic ground truth: stage 2 measured apart from stage 1."
     import json
-    factors = lambda at: np.stack([at["yaw"] / 30, at["pitch"] / 30, at["roll"] / 30, 2 * at["gt_mouth_open"], at["gt_blink"],
-                                   2 * at["location"], 2 * at["scale"]], 1)
+    factors = lambda at: np.stack(
+        [
+            at["yaw"] / 30,
+            at["pitch"] / 30,
+            at["roll"] / 30,
+            2 * at["gt_mouth_open"],
+            at["gt_blink"],
+            2 * at["location"],
+            2 * at["scale"],
+        ],
+        1,
+    )
     P = np.random.default_rng(seed).normal(0, 1, (len(ORACLE_FACTORS), motion_dim)) / np.sqrt(len(ORACLE_FACTORS))
     clips = list_clips(data_dir)
     if not clips: raise ValueError(f"no clips under {str(data_dir)!r}")
@@ -96,11 +120,33 @@ def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
     for c in clips:
         at = c.attrs()
         missing = [k for k in ORACLE_FACTORS if k not in at]
-        if missing: raise ValueError(f"clip {c.speaker}/{c.meta['clip']} has no ground truth {missing}: oracle latents need the built-in synthetic data")
+        if missing:
+            raise ValueError(
+                f"clip {c.speaker}/{c.meta['clip']} has no ground truth {missing}: oracle latents need the built-in "
+                "synthetic data"
+            )
         f = factors(at)
-        wa = np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"] if w_a_from else np.zeros((len(f), wd), np.float32)
+        wa = (
+            np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"]
+            if w_a_from
+            else np.zeros((len(f), wd), np.float32)
+        )
         p = latent_path(out, c.speaker, c.meta["clip"]); p.parent.mkdir(parents=True, exist_ok=True)
         np.savez(p, alpha=(f @ P).astype(np.float32), w_a=wa.astype(np.float32)); wd = wa.shape[1]
-    (out/"latents.json").write_text(json.dumps({"data_dir": str(data_dir), "n_clips": len(clips), "motion_dim": motion_dim, "style_dim": int(wd),
-                                                "oracle": {"factors": list(ORACLE_FACTORS), "seed": seed, "w_a_from": str(w_a_from) if w_a_from else None}}, indent=1))
+    (out / "latents.json").write_text(
+        json.dumps(
+            {
+                "data_dir": str(data_dir),
+                "n_clips": len(clips),
+                "motion_dim": motion_dim,
+                "style_dim": int(wd),
+                "oracle": {
+                    "factors": list(ORACLE_FACTORS),
+                    "seed": seed,
+                    "w_a_from": str(w_a_from) if w_a_from else None,
+                },
+            },
+            indent=1,
+        )
+    )
     return out

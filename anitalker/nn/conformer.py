@@ -70,7 +70,8 @@ class RelPositionMultiHeadedAttention(nn.Module):
         return self.linear_out(rearrange(self.dropout(attn) @ v, "b h t d -> b t (h d)"))
 
     def projected_pos(self, pos_emb:torch.Tensor) -> torch.Tensor: # (1,2T-1,d)
-        "W_R·pos_emb; at inference cached per (encodings, weights, autocast dtype): it depends on T only, so a DDIM loop need not recompute it (≈16 % of a 250-frame block)."
+        """W_R·pos_emb; at inference cached per (encodings, weights, autocast dtype): it depends on T only, so a DDIM
+        loop need not recompute it (≈16 % of a 250-frame block)."""
         if torch.is_grad_enabled() or self.training: return self.linear_pos(pos_emb)
         w, dev = self.linear_pos.weight, pos_emb.device.type
         key = (pos_emb.data_ptr(), tuple(pos_emb.shape), pos_emb.dtype, w.data_ptr(), w._version,
@@ -82,7 +83,8 @@ class RelPositionMultiHeadedAttention(nn.Module):
 class PositionwiseFeedForward(nn.Module):
     "w_2(dropout(swish(w_1 x)))."
     def __init__(self, d:int, hidden:int, dropout:float=0.2):
-        super().__init__(); self.w_1, self.w_2, self.dropout = nn.Linear(d, hidden), nn.Linear(hidden, d), nn.Dropout(dropout)
+        super().__init__()
+        self.w_1, self.w_2, self.dropout = nn.Linear(d, hidden), nn.Linear(hidden, d), nn.Dropout(dropout)
     def forward(self, x): return self.w_2(self.dropout(F.silu(self.w_1(x))))
 
 class ConvolutionModule(nn.Module):
@@ -108,7 +110,10 @@ class ConformerBlock(nn.Module):
         super().__init__()
         ffn_dim = ffn_dim or d
         self.self_attn = RelPositionMultiHeadedAttention(n_heads, d, dropout)
-        self.feed_forward, self.feed_forward_macaron = PositionwiseFeedForward(d, ffn_dim, dropout), PositionwiseFeedForward(d, ffn_dim, dropout)
+        self.feed_forward, self.feed_forward_macaron = (
+            PositionwiseFeedForward(d, ffn_dim, dropout),
+            PositionwiseFeedForward(d, ffn_dim, dropout),
+        )
         self.conv_module = ConvolutionModule(d, kernel_size)
         self.norm_ff, self.norm_mha, self.norm_ff_macaron, self.norm_conv, self.norm_final = (_ln(d) for _ in range(5))
         self.dropout = nn.Dropout(dropout)
@@ -122,10 +127,20 @@ class ConformerBlock(nn.Module):
 
 class Conformer(nn.Module):
     "A stack of Conformer blocks with relative positional encoding (no input layer, no final norm)."
-    def __init__(self, d:int, n_blocks:int, n_heads:int=2, ffn_dim:int|None=None, kernel_size:int=13, dropout:float=0.2):
+    def __init__(
+        self,
+        d: int,
+        n_blocks: int,
+        n_heads: int = 2,
+        ffn_dim: int | None = None,
+        kernel_size: int = 13,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.embed = RelPositionalEncoding(d, dropout)
-        self.encoders = nn.ModuleList(ConformerBlock(d, n_heads, ffn_dim, kernel_size, dropout) for _ in range(n_blocks))
+        self.encoders = nn.ModuleList(
+            ConformerBlock(d, n_heads, ffn_dim, kernel_size, dropout) for _ in range(n_blocks)
+        )
     def forward(self, x:torch.Tensor, # (B,T,d)
                 mask:torch.Tensor|None=None) -> torch.Tensor: # (B,1,T) True = keep
         x, pos = self.embed(x)

@@ -15,7 +15,8 @@ def psnr(a:torch.Tensor, # (B,C,H,W) in [-1,1]; clamped
          data_range:float=2.0, # L: 2 for [-1,1] images
         ) -> torch.Tensor: # (B,) in dB; inf where a == b
     "Peak signal-to-noise ratio of each image pair."
-    if a.shape != b.shape or a.ndim != 4: raise ValueError(f"psnr needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"psnr needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     mse = (a.clamp(-1, 1) - b.clamp(-1, 1)).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(data_range ** 2 / mse)
 
@@ -33,8 +34,10 @@ def ssim(a:torch.Tensor, # (B,C,H,W) in [-1,1]; clamped, then mapped to [0,1]
          sigma:float=1.5, # Gaussian window std
          K1:float=0.01, K2:float=0.03, # stability constants; C_i = (K_i * 1)^2 on [0,1] images
         ) -> torch.Tensor: # (B,) mean SSIM over channels and valid pixels
-    "Structural similarity (Wang et al. 2004) per image; matches skimage `gaussian_weights=True, use_sample_covariance=False`."
-    if a.shape != b.shape or a.ndim != 4: raise ValueError(f"ssim needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    """Structural similarity (Wang et al. 2004) per image; matches skimage `gaussian_weights=True,
+    use_sample_covariance=False`."""
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"ssim needs two (B,C,H,W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     B, C, H, W = a.shape
     if min(H, W) < k: raise ValueError(f"ssim needs images at least {k}x{k} (the window), got {H}x{W}")
     x, y = (a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2

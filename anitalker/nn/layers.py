@@ -41,7 +41,11 @@ def pointwise(x:torch.Tensor, # (B,C,H,W) in any memory layout
     "A 1×1 convolution as a matmul over channels, without copying x whatever its memory layout."
     B, C, H, W = x.shape
     if x.permute(0, 2, 3, 1).is_contiguous():                                # channels-last: (B,HW,C) @ (C,O)
-        out = torch.matmul(x.permute(0, 2, 3, 1).reshape(B, H * W, C), w.transpose(-1, -2)).view(B, H, W, -1).permute(0, 3, 1, 2)
+        out = (
+            torch.matmul(x.permute(0, 2, 3, 1).reshape(B, H * W, C), w.transpose(-1, -2))
+            .view(B, H, W, -1)
+            .permute(0, 3, 1, 2)
+        )
     else: out = torch.matmul(w, x.reshape(B, C, H * W)).view(B, -1, H, W)   # (O,C) @ (B,C,HW)
     return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
 
@@ -54,7 +58,8 @@ class EqualConv2d(nn.Module):
         self.stride, self.padding = stride, padding
         self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
     def forward(self, x): # (B,Cin,H,W)
-        if self.weight.shape[-1] == 1 and self.stride == 1 and self.padding == 0:   # 1×1: a matmul over channels (fast in any layout)
+        # 1×1: a matmul over channels (fast in any layout)
+        if self.weight.shape[-1] == 1 and self.stride == 1 and self.padding == 0:
             return pointwise(x, (self.weight[:, :, 0, 0] * self.scale).to(x.dtype), self.bias)
         return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
     def extra_repr(self):
@@ -95,7 +100,8 @@ def upfirdn2d(x:torch.Tensor, # (B,C,H,W)
 
 # %% ../../nbs/01_nn.layers.ipynb #0939e5f3
 class Blur(nn.Module):
-    "FIR blur with a fixed kernel buffer (`kernel`, 4×4 for [1,3,3,1]); `upsample_factor` rescales it after a stride-2 transposed conv."
+    """FIR blur with a fixed kernel buffer (`kernel`, 4×4 for [1,3,3,1]); `upsample_factor` rescales it after a stride-2
+    transposed conv."""
     def __init__(self, kernel=(1, 3, 3, 1), pad:tuple=(1, 1), upsample_factor:int=1):
         super().__init__()
         self.register_buffer("kernel", make_kernel(kernel) * upsample_factor ** 2)
@@ -196,7 +202,9 @@ class StyledConv(nn.Module):
                                     upsample=upsample, blur_kernel=blur_kernel)
         self.noise, self.activate = NoiseInjection(), FusedLeakyReLU(out_channel)
 
-    per_sample_min_px = 64 * 64   # inference in bf16: input maps at least this large get one folded weight per sample (see below)
+    per_sample_min_px = (
+        64 * 64
+    )  # inference in bf16: input maps at least this large get one folded weight per sample (see below)
 
     def forward(self, x, style, noise=None,
                 inplace:bool=False): # inference only: the caller allows x to be overwritten
@@ -206,31 +214,41 @@ class StyledConv(nn.Module):
         # inference fast path: the same arithmetic, in place after the conv (no new full-size tensors but the conv's)
         with torch.autocast(x.device.type, enabled=False): s = c.modulation(style.float())   # styles and demod in fp32
         r2 = math.sqrt(2)
-        if x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px: return self._per_sample(x, s)
+        if x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px:
+            return self._per_sample(x, s)
         sx = s[:, :, None, None].to(x.dtype)
         out = _conv(c, x.mul_(sx) if inplace else x * sx, (c.scale * c.weight[0]).to(x.dtype))
         out.mul_((c.demod_coef(s) * r2)[:, :, None, None].to(x.dtype)).add_((self.activate.bias * r2).to(x.dtype))
         return F.leaky_relu_(out, self.activate.negative_slope)
 
     def _per_sample(self, x, s):
-        "Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv per sample: no passes over x for x·s and out·d."
+        """Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv
+        per sample: no passes over x for x·s and out·d."""
         c, r2 = self.conv, math.sqrt(2)
-        wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]   # (B,Cout,Cin,k,k)
+        wb = (
+            (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
+        )  # (B,Cout,Cin,k,k)
         bias = (self.activate.bias * r2).reshape(-1).to(x.dtype); out = None
         for i in range(len(x)):
             wi = wb[i].to(x.dtype)
             o = _conv(c, x[i:i + 1], wi) if c.upsample else F.conv2d(x[i:i + 1], wi, bias, padding=c.padding)
             if len(x) == 1: out = o; break
             if out is None:
-                fmt = torch.channels_last if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1 else torch.contiguous_format
+                fmt = (
+                    torch.channels_last
+                    if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1
+                    else torch.contiguous_format
+                )
                 out = torch.empty((len(x), *o.shape[1:]), dtype=o.dtype, device=o.device, memory_format=fmt)
             out[i:i + 1] = o
-        if c.upsample: out.add_(bias[None, :, None, None])                 # the blur after the transposed conv would scale a folded bias
+        if c.upsample:
+            out.add_(bias[None, :, None, None])  # the blur after the transposed conv would scale a folded bias
         return F.leaky_relu_(out, self.activate.negative_slope)
 
 # %% ../../nbs/01_nn.layers.ipynb #560e6bfd
 class ConvLayer(nn.Sequential):
-    "[Blur] → EqualConv2d (stride 2 if `downsample`) → [FusedLeakyReLU | ScaledLeakyReLU]; indices match the official keys."
+    """[Blur] → EqualConv2d (stride 2 if `downsample`) → [FusedLeakyReLU | ScaledLeakyReLU]; indices match the official
+    keys."""
     def __init__(self, in_channel:int, out_channel:int, kernel_size:int, downsample:bool=False,
                  blur_kernel=(1, 3, 3, 1), bias:bool=True, activate:bool=True):
         layers = []
@@ -248,5 +266,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_channel, in_channel, 3)
         self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
+        self.skip = ConvLayer(
+            in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False
+        )
     def forward(self, x): return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)

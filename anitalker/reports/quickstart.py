@@ -13,12 +13,20 @@ from ..core import env_info, atomic_write
 __all__ = ['METRICS_SCHEMA', 'TEMPLATES', 'check_metrics', 'render_template', 'quickstart_report']
 
 # %% ../../nbs/73_reports.quickstart.ipynb #6286ca43
-METRICS_SCHEMA = {   # phase -> {dotted key: meaning}
-    "stage1": {"self_reenactment.psnr": "held-out self-reenactment PSNR, dB", "self_reenactment.copy_psnr": "copying the source frame, dB",
-               "self_reenactment.ssim": "held-out SSIM", "self_reenactment.copy_ssim": "copying the source frame",
-               "self_reenactment.motion_effect_psnr": "render with vs without the target's motion, dB (>= 60: α ignored)"},
-    "stage2": {"eval.mouth_r": "held-out mouth correlation", "eval.pose_r": "requested vs generated pose correlation",
-               "eval.seed_pose_diff": "pose difference between two seeds", "eval.seed_mouth_r": "mouth agreement between two seeds"},
+METRICS_SCHEMA = {  # phase -> {dotted key: meaning}
+    "stage1": {
+        "self_reenactment.psnr": "held-out self-reenactment PSNR, dB",
+        "self_reenactment.copy_psnr": "copying the source frame, dB",
+        "self_reenactment.ssim": "held-out SSIM",
+        "self_reenactment.copy_ssim": "copying the source frame",
+        "self_reenactment.motion_effect_psnr": "render with vs without the target's motion, dB (>= 60: α ignored)",
+    },
+    "stage2": {
+        "eval.mouth_r": "held-out mouth correlation",
+        "eval.pose_r": "requested vs generated pose correlation",
+        "eval.seed_pose_diff": "pose difference between two seeds",
+        "eval.seed_mouth_r": "mouth agreement between two seeds",
+    },
     "generate": {"label": "the run label in the watermark", "seconds_per_video": "generation time per video, s"},
 }
 
@@ -30,7 +38,10 @@ def check_metrics(d:dict, phase:str, path) -> dict:
             x = x[k]
         return True
     missing = [k for k in METRICS_SCHEMA[phase] if not has(d, k)]
-    if missing: raise ValueError(f"{str(path)!r} ({phase} metrics) lacks {missing}: written by another kit version, or the phase failed")
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} ({phase} metrics) lacks {missing}: written by another kit version, or the phase failed"
+        )
     return d
 
 # %% ../../nbs/73_reports.quickstart.ipynb #db9106b2
@@ -58,43 +69,75 @@ def _table(rows):
                                for t, r in (("th" if i == 0 else "td", r) for i, r in enumerate(rows))) + "</table>"
 
 def quickstart_report(cfg, run, inputs, timing, total) -> dict:
-    "metrics.json, figures/frames.png + losses.png, quickstart.mp4 and a self-contained report.html from the phases' outputs."
+    """metrics.json, figures/frames.png + losses.png, quickstart.mp4 and a self-contained report.html from the phases'
+    outputs."""
     import csv, shutil, html, numpy as np, matplotlib.pyplot as plt
     from anitalker.data.media import read_video
     from anitalker.data.datasets import Clip
     from anitalker.infer.watermark import detect_watermark
     from PIL import Image
     from anitalker.engine.trainer import plot_log, read_log
-    m1, m2, mg = (check_metrics(json.loads((run/p/"metrics.json").read_text()), p, run/p/"metrics.json") for p in ("stage1", "stage2", "generate"))
+    m1, m2, mg = (
+        check_metrics(json.loads((run / p / "metrics.json").read_text()), p, run / p / "metrics.json")
+        for p in ("stage1", "stage2", "generate")
+    )
     with open(run/"generate"/"results.csv", newline="") as f: res = list(csv.DictReader(f))
     bad = [f"{r['name']}: {r['error']}" for r in res if r["ok"] != "True"]
-    if bad or not res: raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run/'generate'/'generate.ipynb')!r}")
+    if bad or not res:
+        raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run / 'generate' / 'generate.ipynb')!r}")
     vids = [read_video(r["video"], fps=None) for r in res]
     real = Clip.open(inputs["audio_clip"]).frames(); portrait = np.asarray(Image.open(run/"inputs"/"portrait.png"))
     shutil.copyfile(res[0]["video"], run/"quickstart.mp4")
     wm = detect_watermark(run/"quickstart.mp4", run=mg["label"])
     T = min(len(v) for v in vids)
-    gen = {"video": str(run/"quickstart.mp4"), "videos": [r["video"] for r in res], "frames": T, "seconds_per_video": mg["seconds_per_video"],
-           "watermark_found": bool(wm["found"]), "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
-           "frame_change": [_frame_change(v) for v in vids], "frame_change_real": _frame_change(real),
-           "seed_difference": round(float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean()), 3), "label": mg["label"]}
+    gen = {
+        "video": str(run / "quickstart.mp4"),
+        "videos": [r["video"] for r in res],
+        "frames": T,
+        "seconds_per_video": mg["seconds_per_video"],
+        "watermark_found": bool(wm["found"]),
+        "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
+        "frame_change": [_frame_change(v) for v in vids],
+        "frame_change_real": _frame_change(real),
+        "seed_difference": round(float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean()), 3),
+        "label": mg["label"],
+    }
     fig_dir = run/"figures"; fig_dir.mkdir(exist_ok=True)
     idx = np.linspace(0, T - 1, 8).round().astype(int)
     rows = [("real video of the audio's speaker", real), *((f"generated, {r['name']}", v) for r, v in zip(res, vids))]
-    fig, ax = plt.subplots(len(rows), len(idx) + 1, figsize=(1.3 * (len(idx) + 1) + 1.6, 1.5 * len(rows)), squeeze=False)
+    fig, ax = plt.subplots(
+        len(rows), len(idx) + 1, figsize=(1.3 * (len(idx) + 1) + 1.6, 1.5 * len(rows)), squeeze=False
+    )
     for a in ax.flat: a.axis("off")
     ax[1, 0].imshow(portrait); ax[1, 0].set_title("portrait", fontsize=7)
     for r, (title, v) in enumerate(rows):
         for j, t in enumerate(idx):
             if t < len(v): ax[r, j + 1].imshow(v[t])
             if r == 0: ax[r, j + 1].set_title(f"{t / 25:.1f} s", fontsize=7)
-        ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right", va="center", fontsize=7)
-    fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25); fig.savefig(fig_dir/"frames.png", dpi=90); plt.close(fig)
+        ax[r, 0].text(
+            -0.1,
+            0.5,
+            title.replace(" of the ", "\nof the "),
+            transform=ax[r, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
+    fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25)
+    fig.savefig(fig_dir / "frames.png", dpi=90)
+    plt.close(fig)
     k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in read_log(run/"stage1"/"metrics.csv")]
     k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in read_log(run/"stage2"/"metrics.csv")]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
-    plot_log(run/"stage1"/"metrics.csv", k1, ax=ax[0], smooth=3); ax[0].set_title("stage 1 losses"); ax[0].legend(fontsize=7); ax[0].set_xlabel("step")
-    plot_log(run/"stage2"/"metrics.csv", k2, ax=ax[1], smooth=3); ax[1].set_title("stage 2 losses"); ax[1].set_yscale("log"); ax[1].legend(fontsize=7); ax[1].set_xlabel("step")
+    plot_log(run / "stage1" / "metrics.csv", k1, ax=ax[0], smooth=3)
+    ax[0].set_title("stage 1 losses")
+    ax[0].legend(fontsize=7)
+    ax[0].set_xlabel("step")
+    plot_log(run / "stage2" / "metrics.csv", k2, ax=ax[1], smooth=3)
+    ax[1].set_title("stage 2 losses")
+    ax[1].set_yscale("log")
+    ax[1].legend(fontsize=7)
+    ax[1].set_xlabel("step")
     plt.tight_layout(); fig.savefig(fig_dir/"losses.png", dpi=80); plt.close(fig)
     drop = ("config", "env")
     metrics = {"kit_version": anitalker.__version__, "stage1": {k: v for k, v in m1.items() if k not in drop},
@@ -105,30 +148,101 @@ def quickstart_report(cfg, run, inputs, timing, total) -> dict:
     dg = m1.get("diagnostics") or {}; cr, sp = dg.get("cross_reenactment"), dg.get("spread")
     from anitalker.metrics.stage1 import probe_table
     probes = probe_table(dg).splitlines()
-    probe_rows = [[c.strip() for c in l.strip("|").split("|")] for l in probes if not l.startswith("|---")] if dg.get("probe") else [["(no probes)"]]
-    fig1 = lambda name, title: (f"<h3>{title}</h3><img src=\"{_png_uri(run/'stage1'/'figures'/name)}\">" if (run/"stage1"/"figures"/name).exists() else "")
+    probe_rows = (
+        [[c.strip() for c in l.strip("|").split("|")] for l in probes if not l.startswith("|---")]
+        if dg.get("probe")
+        else [["(no probes)"]]
+    )
+    fig1 = lambda name, title: (
+        f'<h3>{title}</h3><img src="{_png_uri(run / "stage1" / "figures" / name)}">'
+        if (run / "stage1" / "figures" / name).exists()
+        else ""
+    )
     f3 = lambda x: "—" if x is None else f"{x:.3f}"
-    numbers = [["what", "value", "read it as"],
-        ["stage 1: held-out self-reenactment PSNR", f"{sr['psnr']:.2f} dB", f"copying the source frame gives {sr['copy_psnr']:.2f} dB"],
+    numbers = [
+        ["what", "value", "read it as"],
+        [
+            "stage 1: held-out self-reenactment PSNR",
+            f"{sr['psnr']:.2f} dB",
+            f"copying the source frame gives {sr['copy_psnr']:.2f} dB",
+        ],
         ["stage 1: held-out SSIM", f3(sr["ssim"]), f"copy baseline {f3(sr['copy_ssim'])}"],
-        ["stage 1: motion effect", f"{sr['motion_effect_psnr']:.1f} dB", "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored"],
-        ["stage 1: identity leakage into α", f3(lk.get("accuracy")), f"linear probe accuracy; chance {f3(lk.get('chance'))}"],
-        *([["stage 1: exact cross-reenactment PSNR", f"{cr['psnr']:.2f} dB", f"held-out A driven by B against the exact render of A with B's factors; copying A gives {cr['copy_psnr']:.2f} dB"]] if cr else []),
-        *([["stage 1: α within clips vs across speakers", f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}", f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)"]] if sp else []),
-        ["stage 2: mouth r (held-out)", f3(ev["mouth_r"]), f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6"],
+        [
+            "stage 1: motion effect",
+            f"{sr['motion_effect_psnr']:.1f} dB",
+            "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored",
+        ],
+        [
+            "stage 1: identity leakage into α",
+            f3(lk.get("accuracy")),
+            f"linear probe accuracy; chance {f3(lk.get('chance'))}",
+        ],
+        *(
+            [
+                [
+                    "stage 1: exact cross-reenactment PSNR",
+                    f"{cr['psnr']:.2f} dB",
+                    "held-out A driven by B against the exact render of A with B's factors; copying A gives "
+                    f"{cr['copy_psnr']:.2f} dB",
+                ]
+            ]
+            if cr
+            else []
+        ),
+        *(
+            [
+                [
+                    "stage 1: α within clips vs across speakers",
+                    f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}",
+                    f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)",
+                ]
+            ]
+            if sp
+            else []
+        ),
+        [
+            "stage 2: mouth r (held-out)",
+            f3(ev["mouth_r"]),
+            f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6",
+        ],
         ["stage 2: pose-control r", f3(ev["pose_r"]), "requested vs generated head pose"],
-        ["stage 2: seeds", f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}", "different heads, the same lips"],
-        ["generated: frame change", ", ".join(f"{x:.2f}" for x in gen["frame_change"]), f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}"],
+        [
+            "stage 2: seeds",
+            f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}",
+            "different heads, the same lips",
+        ],
+        [
+            "generated: frame change",
+            ", ".join(f"{x:.2f}" for x in gen["frame_change"]),
+            f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}",
+        ],
         ["generated: seed difference", f"{gen['seed_difference']:.2f}", "mean |seed 0 − seed 1| (0-255)"],
-        ["generated: watermark", f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND", gen["label"]]]
+        [
+            "generated: watermark",
+            f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND",
+            gen["label"],
+        ],
+    ]
     times = [["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]
-    e = env_info(); envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
-    page = render_template("quickstart.html", data_dir=html.escape(str(cfg.data_dir)), run=html.escape(str(run)),
-        portrait_speaker=html.escape(inputs["portrait_speaker"]), audio_speaker=html.escape(inputs["audio_speaker"]),
-        version=anitalker.__version__, frames_png=_png_uri(fig_dir/"frames.png"), losses_png=_png_uri(fig_dir/"losses.png"),
-        numbers=_table(numbers), probes=_table(probe_rows), reenactment_png=_png_uri(run/"stage1"/"figures"/"reenactment.png"),
+    e = env_info()
+    envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
+    page = render_template(
+        "quickstart.html",
+        data_dir=html.escape(str(cfg.data_dir)),
+        run=html.escape(str(run)),
+        portrait_speaker=html.escape(inputs["portrait_speaker"]),
+        audio_speaker=html.escape(inputs["audio_speaker"]),
+        version=anitalker.__version__,
+        frames_png=_png_uri(fig_dir / "frames.png"),
+        losses_png=_png_uri(fig_dir / "losses.png"),
+        numbers=_table(numbers),
+        probes=_table(probe_rows),
+        reenactment_png=_png_uri(run / "stage1" / "figures" / "reenactment.png"),
         stage1_figures=fig1("cross_truth.png", "Cross-reenactment against the exact ground truth")
-                       + fig1("diagnostics.png", "The diagnostics over training"),
-        mouth_and_pose_png=_png_uri(run/"stage2"/"figures"/"mouth_and_pose.png"), times=_table(times), machine=_table(envrow))
+        + fig1("diagnostics.png", "The diagnostics over training"),
+        mouth_and_pose_png=_png_uri(run / "stage2" / "figures" / "mouth_and_pose.png"),
+        times=_table(times),
+        machine=_table(envrow),
+    )
     atomic_write(run/"report.html", page)
     return {**metrics, "report": str(run/"report.html")}

@@ -20,16 +20,19 @@ class DiscriminatorConfig(Config):
     size: int = 256                                      # input resolution S, a power of two >= 8 (paper: 256)
     widths: tuple = (512, 512, 512, 512, 256, 128, 64)   # widths at 4, 8, ..., S (log2(S)-1 entries)
     stddev_group: int = 4                                # G, samples per minibatch-stddev group (StyleGAN2: 4)
-    stddev_feat: int = 1                                 # F, minibatch-stddev feature groups = extra channels (StyleGAN2: 1)
+    stddev_feat: int = 1  # F, minibatch-stddev feature groups = extra channels (StyleGAN2: 1)
     blur_kernel: tuple = (1, 3, 3, 1)                    # FIR taps of the anti-aliased downsampling
 
     def __post_init__(self):
         self.widths, self.blur_kernel = tuple(self.widths), tuple(self.blur_kernel)
         S = self.size
-        if not (isinstance(S, int) and S >= 8 and S & (S - 1) == 0): raise ValueError(f"size must be a power of two >= 8, got {S!r}")
+        if not (isinstance(S, int) and S >= 8 and S & (S - 1) == 0):
+            raise ValueError(f"size must be a power of two >= 8, got {S!r}")
         n = int(math.log2(S)) - 1
         if len(self.widths) != n:
-            raise ValueError(f"widths needs {n} values (resolutions {[4 << i for i in range(n)]}), got {len(self.widths)}")
+            raise ValueError(
+                f"widths needs {n} values (resolutions {[4 << i for i in range(n)]}), got {len(self.widths)}"
+            )
         if self.stddev_group < 1 or self.stddev_feat < 1: raise ValueError("stddev_group and stddev_feat must be >= 1")
         if self.widths[0] % self.stddev_feat:
             raise ValueError(f"the 4x4 width {self.widths[0]} is not divisible by stddev_feat={self.stddev_feat}")
@@ -89,5 +92,5 @@ class Discriminator(nn.Module):
         feats, h = [], img
         for block in self.convs: h = block(h); feats.append(h)
         h = self.final_conv(self.stddev(h))                                                  # (B,c4,4,4)
-        logits = self.final_linear(h.flatten(1))                                             # channel-major, as `view(B,-1)`
+        logits = self.final_linear(h.flatten(1))  # channel-major, as `view(B,-1)`
         return (logits, feats) if return_features else logits

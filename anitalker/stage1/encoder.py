@@ -21,7 +21,8 @@ def resolutions(size:int) -> list[int]:
 def width_of(size:int, widths) -> dict:
     "{resolution: channels} from a tuple of widths for 4…size."
     res = resolutions(size)
-    if len(widths) != len(res): raise ValueError(f"widths needs {len(res)} values for resolutions {res}, got {len(widths)}")
+    if len(widths) != len(res):
+        raise ValueError(f"widths needs {len(res)} values for resolutions {res}, got {len(widths)}")
     return dict(zip(res, widths))
 
 # %% ../../nbs/20_stage1.encoder.ipynb #6e9da98e
@@ -36,12 +37,18 @@ class AppearanceEncoder(nn.Module):
                  blur_kernel=(1, 3, 3, 1)):
         super().__init__()
         ch = width_of(size, widths); res = resolutions(size)[::-1]                 # S, S/2, …, 4
-        self.convs = nn.ModuleList([ConvLayer(3, ch[size], 1)] + [ResBlock(ch[r], ch[r // 2], blur_kernel) for r in res[:-1]]
-                                   + [EqualConv2d(ch[4], style_dim, 4, padding=0, bias=False)])
+        self.convs = nn.ModuleList(
+            [ConvLayer(3, ch[size], 1)]
+            + [ResBlock(ch[r], ch[r // 2], blur_kernel) for r in res[:-1]]
+            + [EqualConv2d(ch[4], style_dim, 4, padding=0, bias=False)]
+        )
         self.use_hal, self.level_ch = use_hal, [ch[r] for r in res] + [style_dim]
-        if use_hal:                                                                 # fc1, fc2, …: lift narrow levels to style_dim
+        if use_hal:  # fc1, fc2, …: lift narrow levels to style_dim
             self.lift = [i for i, c in enumerate(self.level_ch) if c != style_dim]
-            for j, i in enumerate(self.lift): setattr(self, f"fc{j + 1}", EqualLinear(self.level_ch[i], style_dim))   # EqualLinear, as the official HAL
+            for j, i in enumerate(self.lift):
+                setattr(
+                    self, f"fc{j + 1}", EqualLinear(self.level_ch[i], style_dim)
+                )  # EqualLinear, as the official HAL
             self.ws = WeightedSum(len(self.level_ch))
 
     def forward(self, x:torch.Tensor): # (B,3,S,S) in [-1,1]
@@ -60,7 +67,11 @@ class Decoupling(nn.Module):
     "Identity encoder, motion ('identity-excluded') encoder and the CLUB mean head on the identity embedding."
     def __init__(self, style_dim:int=512):
         super().__init__()
-        self.identity_net, self.identity_excluded_net, self.identity_net_density = _mlp(style_dim), _mlp(style_dim), _mlp(style_dim)
+        self.identity_net, self.identity_excluded_net, self.identity_net_density = (
+            _mlp(style_dim),
+            _mlp(style_dim),
+            _mlp(style_dim),
+        )
     def forward(self, wa): # (B,style_dim)
         "(e_id, h_m): identity embedding and motion feature."
         return self.identity_net(wa), self.identity_excluded_net(wa)
@@ -79,13 +90,22 @@ def soft_keypoints(logits:torch.Tensor, # (B,K,r,r) one heatmap's logits per key
     return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1).to(logits.dtype)
 
 class SpatialMotion(nn.Module):
-    "A motion path that keeps *where* things are: 1×1 conv to `mid` channels, flatten the res×res map, lift to style_dim."
+    """A motion path that keeps *where* things are: 1×1 conv to `mid` channels, flatten the res×res map, lift to
+    style_dim."""
     def __init__(self, in_ch:int, res:int, style_dim:int, mid:int=32,
-                 keypoints:int=0, # K > 0: also K soft-argmax positions, linear in translation, zoom and roll (see 28_stage1.train)
+                 keypoints:int=0, # K > 0: also K soft-argmax positions (linear in translation, zoom, roll)
                  kp_gain:float=4.):  # positions × this before their lift (an O(1) input, like the map's)
-        super().__init__(); self.conv, self.lin = ConvLayer(in_ch, mid, 1), EqualLinear(mid * res * res, style_dim, activation="fused_lrelu")
+        super().__init__()
+        self.conv, self.lin = (
+            ConvLayer(in_ch, mid, 1),
+            EqualLinear(mid * res * res, style_dim, activation="fused_lrelu"),
+        )
         self.keypoints, self.kp_gain = keypoints, kp_gain
-        if keypoints: self.kp, self.kp_lin = ConvLayer(in_ch, keypoints, 1, activate=False), EqualLinear(2 * keypoints, style_dim, bias=False)
+        if keypoints:
+            self.kp, self.kp_lin = (
+                ConvLayer(in_ch, keypoints, 1, activate=False),
+                EqualLinear(2 * keypoints, style_dim, bias=False),
+            )
     def positions(self, h): return soft_keypoints(self.kp(h))   # (B,K,2)
     def forward(self, h): # (B,C,r,r) → (B,style_dim)
         flat = self.conv(h).flatten(1)
@@ -95,11 +115,19 @@ class SpatialMotion(nn.Module):
 
 class Encoder(nn.Module):
     "The stage-1 encoder: `net_app` (appearance + HAL), `net_decouping` (identity / motion / CLUB mean), `fc` (→ α)."
-    def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
-                 use_hal:bool=True, decouple:bool=True, blur_kernel=(1, 3, 3, 1),
-                 motion_res:int=0, # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
-                 motion_keypoints:int=0, # with motion_res: K soft-argmax keypoints in `SpatialMotion` as well
-                 motion_global:bool=False): # with motion_res: the HAL-pooled w_a is added to the spatial feature (deep, global)
+    def __init__(
+        self,
+        size: int = 256,
+        widths=(512, 512, 512, 512, 256, 128, 64),
+        style_dim: int = 512,
+        motion_dim: int = 20,
+        use_hal: bool = True,
+        decouple: bool = True,
+        blur_kernel=(1, 3, 3, 1),
+        motion_res: int = 0,  # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
+        motion_keypoints: int = 0,  # with motion_res: K soft-argmax keypoints in `SpatialMotion` as well
+        motion_global: bool = False,
+    ):  # with motion_res: the HAL-pooled w_a is added to the spatial feature (deep, global)
         super().__init__()
         self.net_app = AppearanceEncoder(size, widths, style_dim, use_hal, blur_kernel)
         self.net_decouping = Decoupling(style_dim) if decouple else None          # (sic: the official key name)
@@ -109,8 +137,11 @@ class Encoder(nn.Module):
             if motion_res not in resolutions(size)[1:]:
                 raise ValueError(f"motion_res must be 0 or one of {resolutions(size)[1:]}, got {motion_res}")
             mid = min(32, max(8, 8192 // motion_res ** 2))                       # ≤ 8192 values after the flatten
-            self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid, motion_keypoints)
-        elif motion_keypoints or motion_global: raise ValueError("motion_keypoints / motion_global need the spatial motion path (motion_res > 0)")
+            self.spatial_motion = SpatialMotion(
+                width_of(size, widths)[motion_res], motion_res, style_dim, mid, motion_keypoints
+            )
+        elif motion_keypoints or motion_global: raise ValueError("motion_keypoints / motion_global need the spatial "
+                                                                 "motion path (motion_res > 0)")
         self.motion_global = motion_global
 
     def _spatial_code(self, h, wa=None): # the motion_res map (and w_a, with motion_global) → (h_m, α)
@@ -126,19 +157,27 @@ class Encoder(nn.Module):
 
     def motion(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
         "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
-        return self._spatial_code(self.motion_map(x))[1] if self.motion_res and not self.motion_global else self._encode(x)["alpha"]
+        return (
+            self._spatial_code(self.motion_map(x))[1]
+            if self.motion_res and not self.motion_global
+            else self._encode(x)["alpha"]
+        )
 
-    def forward(self, x:torch.Tensor, # (B,3,S,S) in [-1,1]
-                full:int|None=None, # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
-               ) -> dict:
+    def forward(
+        self,
+        x: torch.Tensor,  # (B,3,S,S) in [-1,1]
+        full: int
+        | None = None,  # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
+    ) -> dict:
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
         if full is None or not self.motion_res or self.motion_global or full >= len(x): return self._encode(x)
-        out = self._encode(x[:full])                                            # driving frames need α only: skip their deep levels
+        out = self._encode(x[:full])  # driving frames need α only: skip their deep levels
         out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
 
     def _encode(self, x): # every output for every image
         wa, feats = self.net_app(x)
         e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
-        if self.motion_res: h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3], wa)   # feats[0] is 8×8, …
+        if self.motion_res:
+            h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3], wa)  # feats[0] is 8×8, …
         else: alpha = self.fc(h_m)
         return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": alpha}

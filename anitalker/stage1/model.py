@@ -30,12 +30,13 @@ class Stage1Config(Config):
     decouple: bool = True                                # identity / motion MLPs (AniTalker); False = LIA
     projector: str = "lmd"                               # 'lmd' (orthonormal basis) or 'fc' (free linear decode)
     blur_kernel: tuple = (1, 3, 3, 1)
-    motion_res: int = 0                                  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
-    motion_keypoints: int = 0                            # with motion_res: K soft-argmax keypoints beside the map (28_stage1.train)
-    motion_global: bool = False                          # with motion_res: + the HAL-pooled w_a (targets need the full encoder)
+    motion_res: int = 0  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
+    motion_keypoints: int = 0  # with motion_res: K soft-argmax keypoints beside the map (28_stage1.train)
+    motion_global: bool = False  # with motion_res: + the HAL-pooled w_a (targets need the full encoder)
     drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
-                                                         # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see 28_stage1.train)
-    rgb_from: str = "warped"                             # ToRGB reads 'warped' features (official) or the 'blend' with the
+                                                         # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see
+                                                         # 28_stage1.train)
+    rgb_from: str = "warped"  # ToRGB reads 'warped' features (official) or the 'blend' with the
                                                          # decoder's own (it can paint new content: 22_stage1.renderer)
     def __post_init__(self):
         if self.drive not in DRIVES: raise ValueError(f"drive must be one of {list(DRIVES)}, got {self.drive!r}")
@@ -49,13 +50,24 @@ class Stage1Config(Config):
 PRESETS = {"paper": Stage1Config.paper, "tiny": Stage1Config.tiny, "lia": Stage1Config.lia}
 
 # %% ../../nbs/24_stage1.model.ipynb #e08f54b1
-MODEL_OPTIONS = ("projector", "motion_dim", "use_hal", "drive", "motion_res", "motion_keypoints", "motion_global", "rgb_from")
+MODEL_OPTIONS = (
+    "projector",
+    "motion_dim",
+    "use_hal",
+    "drive",
+    "motion_res",
+    "motion_keypoints",
+    "motion_global",
+    "rgb_from",
+)
 
 def model_config_of(train:dict) -> Stage1Config:
     "The Stage1Config a stage-1 training config (as a dict) builds: its `preset` with its model options and sizes."
-    if train.get("preset", "paper") not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {train.get('preset')!r}")
+    if train.get("preset", "paper") not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {train.get('preset')!r}")
     opts = {k: train[k] for k in MODEL_OPTIONS if k in train}
-    if "drive" not in train: opts["drive"] = "absolute"     # checkpoints from before the drive option used the absolute one
+    if "drive" not in train:
+        opts["drive"] = "absolute"  # checkpoints from before the drive option used the absolute one
     if train.get("widths"): opts["widths"] = tuple(train["widths"])          # empty / 0: the preset's
     if train.get("style_dim"): opts["style_dim"] = train["style_dim"]
     return PRESETS[train.get("preset", "paper")](**opts)
@@ -66,7 +78,18 @@ class MotionAutoencoder(nn.Module):
     def __init__(self, cfg:Stage1Config|None=None):
         super().__init__()
         self.cfg = c = default(cfg, Stage1Config.paper())
-        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel, c.motion_res, c.motion_keypoints, c.motion_global)
+        self.enc = Encoder(
+            c.size,
+            c.widths,
+            c.style_dim,
+            c.motion_dim,
+            c.use_hal,
+            c.decouple,
+            c.blur_kernel,
+            c.motion_res,
+            c.motion_keypoints,
+            c.motion_global,
+        )
         self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel, c.rgb_from)
 
     @classmethod
@@ -78,26 +101,33 @@ class MotionAutoencoder(nn.Module):
     def _check(self, x, name):
         S = self.cfg.size
         if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (3, S, S):
-            raise ValueError(f"{name} must be a tensor (B,3,{S},{S}) in [-1,1], got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+            raise ValueError(
+                f"{name} must be a tensor (B,3,{S},{S}) in [-1,1], got "
+                f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}"
+            )
 
     def encode(self, portrait:torch.Tensor) -> dict: # (B,3,S,S) in [-1,1]
         "w_a, skip features, α and identity embedding of the portrait(s); run once per portrait."
         self._check(portrait, "portrait"); out = self.enc(portrait)
-        if not torch.is_grad_enabled(): out["feats"] = [f.contiguous(memory_format=torch.channels_last) for f in out["feats"]]
+        if not torch.is_grad_enabled():
+            out["feats"] = [f.contiguous(memory_format=torch.channels_last) for f in out["feats"]]
         return out
 
     def motion(self, frames:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
         "Motion codes α (B,d) of frames."
-        self._check(frames, "frames"); return self.enc.motion(frames)   # the spatial path skips the levels α does not read
+        self._check(frames, "frames")
+        return self.enc.motion(frames)  # the spatial path skips the levels α does not read
 
     def code(self, src:dict, alpha:torch.Tensor) -> torch.Tensor: # α (B,d) of the driving frames
         "What the renderer receives: α itself ('absolute' drive) or α − α(portrait) ('difference' drive)."
         if self.cfg.drive == "absolute": return alpha
-        if "alpha" not in src: raise KeyError("the difference drive needs the portrait's α: pass the dict `encode` returns")
+        if "alpha" not in src:
+            raise KeyError("the difference drive needs the portrait's α: pass the dict `encode` returns")
         return alpha - src["alpha"]
 
     def render(self, src:dict, alpha:torch.Tensor, return_flows:bool=False):
-        "Frames (B,3,S,S) for the motion codes α (B,d) of driving frames on an encoded portrait (batch 1 broadcasts to B)."
+        """Frames (B,3,S,S) for the motion codes α (B,d) of driving frames on an encoded portrait (batch 1 broadcasts to
+        B)."""
         B = len(alpha); wa, feats = src["w_a"], src["feats"]
         if len(wa) == 1 and B > 1: wa = wa.expand(B, -1)                  # feats stay batch 1: the warp shares them
         return self.dec(wa, self.code(src, alpha), feats, return_flows)
@@ -126,7 +156,9 @@ def reenact(self:MotionAutoencoder, source:torch.Tensor, # (1,3,S,S) portrait
     alpha = torch.cat([self.motion(driving[i:i + batch]) for i in range(0, len(driving), batch)])
     if relative: alpha = src["alpha"] + alpha - alpha[:1]
     with render_context(dtype, source.device.type):
-        return torch.cat([self.render(src, alpha[i:i + batch]).float() for i in range(0, len(alpha), batch)]).clamp(-1, 1)
+        return torch.cat([self.render(src, alpha[i : i + batch]).float() for i in range(0, len(alpha), batch)]).clamp(
+            -1, 1
+        )
 
 # %% ../../nbs/24_stage1.model.ipynb #5fa3abf2
 def load_stage1(path, # a kit stage-1 run folder, its ckpt/last.pt, or that file already loaded (a dict)
@@ -140,7 +172,7 @@ def load_stage1(path, # a kit stage-1 run folder, its ckpt/last.pt, or that file
         raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
     sd = st["ema"]["net"] if ema else st["models"]["net"]
     ae = MotionAutoencoder(model_config_of(st["stage1"]))
-    ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})   # the trained wrapper holds it as `ae`
+    ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})  # the trained wrapper holds it as `ae`
     ae.train_config, ae.speakers = dict(st["stage1"]), st.get("speakers")
     return ae.eval()
 
@@ -167,12 +199,23 @@ def load_official_state_dict(self:MotionAutoencoder, sd:dict, strict:bool=True, 
     mapped, unexpected, dup = map_official_stage1(sd)
     own = self.state_dict()
     unexpected += [k for k in mapped if k not in own]
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in mapped.items() if k in own and v.shape != own[k].shape]
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in mapped.items()
+        if k in own and v.shape != own[k].shape
+    ]
     missing = [k for k in own if k not in mapped]
-    problems = ([f"{len(missing)} missing: {missing}"] if missing and strict else []) + \
-               ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else []) + \
-               ([f"{len(dup)} given twice (with and without 'lia.'): {dup}"] if dup else []) + ([f"shape mismatch: {bad}"] if bad else [])
-    if problems: raise KeyError(f"cannot load {name} into MotionAutoencoder({self.cfg.size}px, style {self.cfg.style_dim}): " + "; ".join(problems))
+    problems = (
+        ([f"{len(missing)} missing: {missing}"] if missing and strict else [])
+        + ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else [])
+        + ([f"{len(dup)} given twice (with and without 'lia.'): {dup}"] if dup else [])
+        + ([f"shape mismatch: {bad}"] if bad else [])
+    )
+    if problems:
+        raise KeyError(
+            f"cannot load {name} into MotionAutoencoder({self.cfg.size}px, style {self.cfg.style_dim}): "
+            + "; ".join(problems)
+        )
     with torch.no_grad():
         for k, v in mapped.items():
             if k in own: own[k].copy_(v)

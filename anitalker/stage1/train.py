@@ -25,22 +25,39 @@ __all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'oracle_code', 'Stage1Net', 'copy_in
            'plot_drive_study', 'write_latents']
 
 # %% ../../nbs/28_stage1.train.ipynb #c05a01a5
-RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "data_features",
-            "eval_pairs_per_clip", "write_latents")   # experiment parameters about where/how to run, not the config
+RUN_KEYS = (
+    "out_dir",
+    "num_processes",
+    "make_data",
+    "data_ids",
+    "data_clips",
+    "data_seconds",
+    "data_size",
+    "data_features",
+    "eval_pairs_per_clip",
+    "write_latents",
+)  # experiment parameters about where/how to run, not the config
 
 @dataclass
 class Stage1TrainConfig(Config):
     preset: str = "tiny"               # model preset: 'tiny', 'paper' or 'lia'
     projector: str = "lmd"             # 'lmd' (orthonormal basis) or 'fc' (ablation)
-    motion_res: int = 0                # 0: α from w_a (official); 8, 16, …: α from that encoder map (a spatial motion path)
-    motion_keypoints: int = 0          # with motion_res: K soft-argmax keypoint positions read beside the map (see 'keypoints')
-    motion_global: bool = False        # with motion_res: the HAL-pooled w_a added to the spatial feature (targets: full encoder)
-    code_source: str = "encoder"       # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
+    motion_res: int = 0  # 0: α from w_a (official); 8, 16, …: α from that encoder map (a spatial motion path)
+    motion_keypoints: int = 0  # with motion_res: K soft-argmax keypoint positions read beside the map (see 'keypoints')
+    motion_global: bool = (
+        False  # with motion_res: the HAL-pooled w_a added to the spatial feature (targets: full encoder)
+    )
+    code_source: str = (
+        "encoder"  # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
+    )
                                        # (built-in data only; measures the renderer apart from the encoder)
-    drive: str = "difference"          # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
-    rgb_from: str = "warped"           # ToRGB input: 'warped' (official) or 'blend' (the decoder paints where the mask is low)
+    # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
+    drive: str = "difference"
+    rgb_from: str = "warped"  # ToRGB input: 'warped' (official) or 'blend' (the decoder paints where the mask is low)
     motion_dim: int = 20               # d
-    widths: tuple|None = None          # encoder/renderer channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
+    widths: tuple | None = (
+        None  # encoder/renderer channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
+    )
     style_dim: int|None = None         # latent width (None: the preset's; tiny 256)
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
     data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the tiny_cpu presets make
@@ -52,20 +69,25 @@ class Stage1TrainConfig(Config):
     w_adv: float = 1.0                 # λ2
     w_mi: float = 0.1                  # λ3 (needs use_mi)
     w_ml: float = 0.1                  # λ4 (needs metric != 'none')
-    w_alpha: float = 0.0               # mean α² of source and target: under the difference drive α's per-person part gets no
-                                       # gradient from the reconstruction (it cancels); this keeps it from growing (stage 2 models α)
-    w_change: float = 0.0              # L1 weighted towards where target and source differ (`change_weight`; 0 = plain L1)
-    jitter_scale: float = 0.0          # targets zoomed by a random factor in [1 − this, 1 + this] (`jitter_frames`; 0 = off)
+    w_alpha: float = 0.0  # mean α² of source and target: under the difference drive α's per-person part gets no
+                                       # gradient from the reconstruction (it cancels); this keeps it from growing
+                                       # (stage 2 models α)
+    w_change: float = 0.0  # L1 weighted towards where target and source differ (`change_weight`; 0 = plain L1)
+    jitter_scale: float = 0.0  # targets zoomed by a random factor in [1 − this, 1 + this] (`jitter_frames`; 0 = off)
     jitter_shift: float = 0.0          # and shifted by up to ± this fraction of the width
-    perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
+    perceptual: str = "vgg"  # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
     metric: str = "aam"                # 'none', 'triplet' or 'aam'
     use_mi: bool = True                # CLUB between e_id and h_m
     club_steps: int = 1                # estimator steps per training step
     club_lr: float = 1e-3
-    club_variance: str = "unit"       # CLUBMean's σ²: 'unit' (the reference) or 'ml' (residual variance, scale-free; see below)
-    mi_on: str = "h_m"                 # CLUB between e_id and 'h_m' (estimator = the official identity_net_density) or 'alpha' (own estimator)
+    club_variance: str = (
+        "unit"  # CLUBMean's σ²: 'unit' (the reference) or 'ml' (residual variance, scale-free; see below)
+    )
+    mi_on: str = (
+        "h_m"  # CLUB between e_id and 'h_m' (estimator = the official identity_net_density) or 'alpha' (own estimator)
+    )
     ml_start: int = 0                  # step from which the ML term enters the loss (logged before)
     mi_start: int = 0                  # step from which the MI term enters the loss (the estimator trains from step 0)
     adv_start: int = 0                 # step from which the adversarial terms run
@@ -74,46 +96,66 @@ class Stage1TrainConfig(Config):
     items_per_clip: int = 50
     cache_clips: int = 512             # decoded clips kept in memory per data worker
     n_samples: int = 8                 # columns of the sample grid (held-out speakers)
-    flow_init: float = 0.0             # ToFlow weights × this at start: 0 = zero flow, half mask (see below); 1 = LIA's init
-    coarse_rgb_init: float = 0.0       # ToRGB weights below full resolution × this at start (0: only the full-res level paints)
+    flow_init: float = 0.0  # ToFlow weights × this at start: 0 = zero flow, half mask (see below); 1 = LIA's init
+    coarse_rgb_init: float = (
+        0.0  # ToRGB weights below full resolution × this at start (0: only the full-res level paints)
+    )
     copy_init: bool = True             # fit the full-res ToRGB so the untrained render copies the source (see below)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        checks = {"preset": (self.preset, tuple(PRESETS)), "projector": (self.projector, ("lmd", "fc")),
-                  "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")), "metric": (self.metric, ("none", "triplet", "aam")),
-                  "club_variance": (self.club_variance, ("unit", "ml")), "mi_on": (self.mi_on, ("h_m", "alpha")),
-                  "code_source": (self.code_source, ("encoder", "oracle"))}
+        checks = {
+            "preset": (self.preset, tuple(PRESETS)),
+            "projector": (self.projector, ("lmd", "fc")),
+            "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")),
+            "metric": (self.metric, ("none", "triplet", "aam")),
+            "club_variance": (self.club_variance, ("unit", "ml")),
+            "mi_on": (self.mi_on, ("h_m", "alpha")),
+            "code_source": (self.code_source, ("encoder", "oracle")),
+        }
         for k, (v, ok) in checks.items():
             if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
         if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
         if self.w_change < 0: raise ValueError(f"w_change must be >= 0, got {self.w_change}")
         if not (0 <= self.jitter_scale < 0.5 and self.jitter_shift >= 0):
-            raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {self.jitter_scale}, {self.jitter_shift}")
+            raise ValueError(
+                f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {self.jitter_scale}, {self.jitter_shift}"
+            )
         if (self.jitter_scale or self.jitter_shift) and self.code_source == "oracle":
-            raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'")
-        if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
+            raise ValueError(
+                "jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'"
+            )
+        if self.held_out < 1:
+            raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
     def model_config(self) -> Stage1Config: return model_config_of(self.to_dict())
     @classmethod
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
         tk = set(TrainConfig.__dataclass_fields__); d = {k: v for k, v in d.items() if k not in RUN_KEYS}
-        return cls.from_dict({**{k: v for k, v in d.items() if k not in tk}, "train": {k: v for k, v in d.items() if k in tk}})
+        return cls.from_dict(
+            {**{k: v for k, v in d.items() if k not in tk}, "train": {k: v for k, v in d.items() if k in tk}}
+        )
     def to_flat(self) -> dict:
         d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
 
 # %% ../../nbs/28_stage1.train.ipynb #a686e74c
 class _Detached(nn.Module):
     "Calls a module with its parameters detached: a frozen view that passes gradients to the input only."
-    def __init__(self, m:nn.Module): super().__init__(); object.__setattr__(self, "m", m)   # not registered: no duplicate keys
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "m", m)  # not registered: no duplicate keys
     def forward(self, *a):
-        return functional_call(self.m, {**{k: v.detach() for k, v in self.m.named_parameters()}, **dict(self.m.named_buffers())}, a)
+        return functional_call(
+            self.m, {**{k: v.detach() for k, v in self.m.named_parameters()}, **dict(self.m.named_buffers())}, a
+        )
 
 def _standardize(v): return F.layer_norm(v, v.shape[-1:])   # per vector: zero mean, unit variance (no parameters)
 
 def oracle_code(gt_diff:torch.Tensor, motion_dim:int) -> torch.Tensor: # (B,8) differences of `gt_code` rows
-    "The oracle's code: ground-truth factor differences, zero-padded to motion_dim (Q is orthonormal, so any padding is as good)."
-    if gt_diff.shape[-1] > motion_dim: raise ValueError(f"the oracle needs motion_dim >= {gt_diff.shape[-1]}, got {motion_dim}")
+    """The oracle's code: ground-truth factor differences, zero-padded to motion_dim (Q is orthonormal, so any padding
+    is as good)."""
+    if gt_diff.shape[-1] > motion_dim:
+        raise ValueError(f"the oracle needs motion_dim >= {gt_diff.shape[-1]}, got {motion_dim}")
     return F.pad(gt_diff.float(), (0, motion_dim - gt_diff.shape[-1]))
 
 class Stage1Net(nn.Module):
@@ -121,17 +163,25 @@ class Stage1Net(nn.Module):
     def __init__(self, cfg:Stage1TrainConfig, n_speakers:int):
         super().__init__()
         self.cfg, self.ae = cfg, MotionAutoencoder(cfg.model_config())
-        self.alpha_only_targets = True   # without identity terms the targets need α only (the bench turns it off to time the saving)
+        self.alpha_only_targets = (
+            True  # without identity terms the targets need α only (the bench turns it off to time the saving)
+        )
         with torch.no_grad():
             for tf in self.ae.dec.to_flows: tf.conv.weight.mul_(cfg.flow_init)   # start from the identity warp
             for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.coarse_rgb_init)
         dec = self.ae.enc.net_decouping
         if dec is None and (cfg.use_mi or cfg.metric != "none"):
-            raise ValueError(f"preset {cfg.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'")
+            raise ValueError(
+                f"preset {cfg.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'"
+            )
         self.aam = AAMSoftmax(self.ae.cfg.style_dim, n_speakers) if cfg.metric == "aam" else None
         if cfg.use_mi:
             S, d = self.ae.cfg.style_dim, self.ae.cfg.motion_dim
-            mu = dec.identity_net_density if cfg.mi_on == "h_m" else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
+            mu = (
+                dec.identity_net_density
+                if cfg.mi_on == "h_m"
+                else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
+            )
             self.club = CLUBMean(mu_net=mu)                                      # trained by the estimator optimiser
             object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.club_variance))
     def _record_code_grad(self, g): self.code_grad = g.detach().float().norm(dim=1).mean()   # ‖∂L/∂code‖ per sample
@@ -143,8 +193,10 @@ class Stage1Net(nn.Module):
         if mode == "club": return self.club.learning_loss(batch["x"], batch["y"])
         c, B = self.cfg, len(batch["source"])
         imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.metric == "triplet" else [])
-        ident = c.use_mi or c.metric != "none"                                 # the identity terms read the target's e_id
-        e = self.ae.enc(torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B)   # else targets: α only
+        ident = c.use_mi or c.metric != "none"  # the identity terms read the target's e_id
+        e = self.ae.enc(
+            torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B
+        )  # else targets: α only
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
         if c.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
@@ -153,30 +205,39 @@ class Stage1Net(nn.Module):
                "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
         if exists(e["id"]) and ident:
             eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
-            out.update(club_x=_standardize(eid), club_y=e["alpha"][:2 * B] if c.mi_on == "alpha" else _standardize(hm))   # α's scale is motion: not normalised
-            if c.use_mi: out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
+            out.update(
+                club_x=_standardize(eid), club_y=e["alpha"][: 2 * B] if c.mi_on == "alpha" else _standardize(hm)
+            )  # α's scale is motion: not normalised
+            if c.use_mi:
+                out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
             if c.metric == "aam":
-                y = batch["speaker"].repeat(2); out["ml"] = self.aam(eid, y); out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
+                y = batch["speaker"].repeat(2)
+                out["ml"] = self.aam(eid, y)
+                out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
             elif c.metric == "triplet": out["ml"] = triplet_loss(e["id"][:B], e["id"][B:2 * B], e["id"][2 * B:])
         return out
 
 # %% ../../nbs/28_stage1.train.ipynb #1502cc66
 @torch.no_grad()
 def copy_init(ae:MotionAutoencoder, images:torch.Tensor, mask:float=0.5) -> float: # (N,3,S,S) in [-1,1]
-    "Fit the full-resolution ToRGB so that zero flow and mask `mask` render `images` themselves; returns the fit's PSNR."
+    """Fit the full-resolution ToRGB so that zero flow and mask `mask` render `images` themselves; returns the fit's
+    PSNR."""
     tr = ae.dec.to_rgbs[-1]; eq, act = tr.conv[0], tr.conv[1]
     if getattr(ae.dec, "rgb_from", "warped") == "warped":
         h = mask * ae.enc.net_app.convs[0](images)                           # (N,C,S,S): the S×S skip feature, masked
-    else:                                                                    # 'blend': what ToRGB reads in the untrained model
+    else:  # 'blend': what ToRGB reads in the untrained model
         got = []; hk = tr.register_forward_pre_hook(lambda m, a: got.append(a[0].detach()))
-        with torch.enable_grad(): src = ae.encode(images); ae.render(src, src["alpha"])   # the training path (code 0 or own α)
+        with torch.enable_grad():
+            src = ae.encode(images)
+            ae.render(src, src["alpha"])  # the training path (code 0 or own α)
         hk.remove(); h = got[-1]
     s, ns = act.scale, act.negative_slope
     X = torch.cat([h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), torch.ones(h.numel() // h.shape[1], 1)], 1).double()
     y = images.permute(0, 2, 3, 1).reshape(-1, 3).double() / s
     z = torch.where(y >= 0, y, y / ns)                                       # lrelu⁻¹: the pre-activation that gives y
     sol = torch.linalg.lstsq(X, z).solution                                  # (C+1, 3)
-    eq.weight.copy_((sol[:-1].T / eq.scale).reshape_as(eq.weight).float()); act.bias.copy_(sol[-1].reshape_as(act.bias).float())
+    eq.weight.copy_((sol[:-1].T / eq.scale).reshape_as(eq.weight).float())
+    act.bias.copy_(sol[-1].reshape_as(act.bias).float())
     tr.bias.zero_()
     rec = F.leaky_relu((X @ sol).float(), ns) * s
     return float(10 * torch.log10(4 / (rec - images.permute(0, 2, 3, 1).reshape(-1, 3)).pow(2).mean()))
@@ -215,10 +276,11 @@ def change_weight(source:torch.Tensor, target:torch.Tensor, w:float) -> torch.Te
 # %% ../../nbs/28_stage1.train.ipynb #410d30b7
 def jitter_frames(x:torch.Tensor, scale:float, shift:float) -> torch.Tensor: # (B,3,H,W)
     "Each image zoomed by a random factor in [1 − scale, 1 + scale] and shifted by up to ± shift of its width."
-    if scale < 0 or shift < 0 or scale >= 0.5: raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {scale}, {shift}")
+    if scale < 0 or shift < 0 or scale >= 0.5:
+        raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {scale}, {shift}")
     u = torch.rand(len(x), 3, device=x.device) * 2 - 1
     theta = torch.zeros(len(x), 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / (1 + scale * u[:, 0])                # output point p samples the input at p / zoom
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / (1 + scale * u[:, 0])  # output point p samples the input at p / zoom
     theta[:, :, 2] = 2 * shift * u[:, 1:]                                      # grid units: the width spans 2
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -232,7 +294,7 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     net, D = tr.models["net"], tr.unwrap("disc").D
     if c.jitter_scale or c.jitter_shift:                                      # x_t ← zoom/shift(x_t): a moving crop
         batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
-    out = net(batch)                                                          # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
+    out = net(batch)  # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
     x, xh = batch["target"], out["recon"]                                     # x_t, x̂_t
     logs = {"l1": l1_loss(xh, x)}                                             # ‖x̂_t − x_t‖₁
     if c.w_change > 0:                                                        # ‖(x̂_t − x_t)·w(|x_t − x_s|)‖₁
@@ -257,10 +319,13 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     if c.w_alpha > 0: loss = loss + c.w_alpha * out["alpha_sq"]               #   + λ_α·mean(α²)
     logs["loss"] = loss
     tr.optimize("model", loss)                                                # 1. θ_G,E ← θ − η∇L
-    logs["code_std"] = out["code_std"]                                        # the code's spread over the batch, and the gradient
-    if hasattr(tr.unwrap("net"), "code_grad"): logs["code_grad"] = tr.unwrap("net").code_grad   # reaching it: does motion matter?
-    if adv:                                                                   # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
-        r1 = c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0   #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
+    logs["code_std"] = out["code_std"]  # the code's spread over the batch, and the gradient
+    if hasattr(tr.unwrap("net"), "code_grad"):
+        logs["code_grad"] = tr.unwrap("net").code_grad  # reaching it: does motion matter?
+    if adv:  # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
+        r1 = (
+            c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0
+        )  #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
         d = tr.models["disc"](x, xh, r1 * c.r1_every)
         tr.optimize("disc", d["d"] + d.get("r1", 0.0))
         logs.update(d)
@@ -286,37 +351,65 @@ def sample_grid(ae:MotionAutoencoder, source:torch.Tensor, target:torch.Tensor) 
     s, t = ae.encode(source), ae.encode(target)
     rec = ae.render(s, t["alpha"])
     other = {"w_a": s["w_a"].roll(-1, 0), "feats": [f.roll(-1, 0) for f in s["feats"]], "alpha": s["alpha"].roll(-1, 0)}
-    cross = ae.render(other, other["alpha"] + t["alpha"] - s["alpha"])      # the next portrait, moved as t moved from s (relative)
+    cross = ae.render(
+        other, other["alpha"] + t["alpha"] - s["alpha"]
+    )  # the next portrait, moved as t moved from s (relative)
     ae.train(was); return _grid([source, target, rec, cross])
 
 # %% ../../nbs/28_stage1.train.ipynb #a073f237
 def _fixed_batch(ds:Stage1PairDataset, n:int):
-    items = [ds[i] for i in range(n)]                                          # item i is clip i % n_clips: distinct clips first
+    items = [ds[i] for i in range(n)]  # item i is clip i % n_clips: distinct clips first
     return torch.stack([b["source"] for b in items]), torch.stack([b["target"] for b in items])
 
-def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, resume:bool=True,
-                         eval_fn=None, # (MotionAutoencoder) -> dict, every `train.eval_every` steps (e.g. metrics.stage1.diagnostics_fn)
-                        ) -> Trainer:
+def build_stage1_trainer(
+    cfg: Stage1TrainConfig,
+    out_dir,
+    progress: bool = True,
+    resume: bool = True,
+    eval_fn=None,  # (MotionAutoencoder) -> dict, every `train.eval_every` steps (e.g. metrics.stage1.diagnostics_fn)
+) -> Trainer:
     "The configured Trainer (data, models, optimisers, step, samples), ready for `.fit()`."
     train_spk, test_spk = split_speakers(cfg.data_dir, cfg.held_out)
     size = cfg.model_config().size
-    ds = Stage1PairDataset(cfg.data_dir, train_spk, size=size, items_per_clip=cfg.items_per_clip,
-                           negatives=cfg.metric == "triplet", seed=cfg.train.seed, cache_clips=cfg.cache_clips, gt=cfg.code_source == "oracle")
+    ds = Stage1PairDataset(
+        cfg.data_dir,
+        train_spk,
+        size=size,
+        items_per_clip=cfg.items_per_clip,
+        negatives=cfg.metric == "triplet",
+        seed=cfg.train.seed,
+        cache_clips=cfg.cache_clips,
+        gt=cfg.code_source == "oracle",
+    )
     torch.manual_seed(cfg.train.seed)
     net = Stage1Net(cfg, len(train_spk))
     if cfg.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
     dcfg = DiscriminatorConfig.tiny() if cfg.preset == "tiny" else DiscriminatorConfig.paper()
     disc = DiscriminatorLoss(Discriminator(dcfg.replace(size=size)))
-    adam = lambda ps: torch.optim.Adam(ps, cfg.lr, betas=tuple(cfg.betas), fused=True)   # fused: one kernel for all tensors (3× faster on CPU)
+    adam = lambda ps: torch.optim.Adam(
+        ps, cfg.lr, betas=tuple(cfg.betas), fused=True
+    )  # fused: one kernel for all tensors (3× faster on CPU)
     opts = {"model": adam(net.model_parameters()), "disc": adam(disc.parameters())}
     if cfg.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.club_lr)
-    held = Stage1PairDataset(cfg.data_dir, test_spk, size=size, items_per_clip=cfg.n_samples, negatives=False, seed=cfg.train.seed + 1)
+    held = Stage1PairDataset(
+        cfg.data_dir, test_spk, size=size, items_per_clip=cfg.n_samples, negatives=False, seed=cfg.train.seed + 1
+    )
     fixed = _fixed_batch(held, cfg.n_samples)
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
     out_dir, percep = Path(out_dir), perceptual_loss(cfg, size)
-    tr = Trainer(cfg.train, out_dir, {"net": net, "disc": disc}, opts, ds, partial(stage1_step, c=cfg, percep=percep), resume=resume, progress=progress, extra_state=extra,
-                 sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
-                 eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None)
+    tr = Trainer(
+        cfg.train,
+        out_dir,
+        {"net": net, "disc": disc},
+        opts,
+        ds,
+        partial(stage1_step, c=cfg, percep=percep),
+        resume=resume,
+        progress=progress,
+        extra_state=extra,
+        sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
+        eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None,
+    )
     if exists(percep): percep.to(tr.device)
     if tr.is_main: cfg.save(out_dir/"config.json")
     return tr
@@ -328,29 +421,47 @@ def train_stage1(cfg:Stage1TrainConfig, out_dir, progress:bool=True, eval_fn=Non
 # %% ../../nbs/28_stage1.train.ipynb #3068c1be
 def plot_drive_study(runs:dict, # {label: stage-1 run folder}, each trained with an eval_fn (eval.jsonl)
                      factors=("tx", "zoom", "yaw", "mouth"), max_step:int|None=None):
-    "Per run: the code's spread over the batch, the gradient reaching it, α's within-clip / across-speaker spread, within-clip probe R²."
+    """Per run: the code's spread over the batch, the gradient reaching it, α's within-clip / across-speaker spread,
+    within-clip probe R²."""
     import matplotlib.pyplot as plt
     from anitalker.engine.trainer import read_log, read_eval
     fig, ax = plt.subplots(1, 4, figsize=(15, 3.2))
     for i, (label, run) in enumerate(runs.items()):
-        log, ev = read_log(Path(run)/"metrics.csv"), [r for r in read_eval(run) if max_step is None or r["step"] <= max_step]
+        log, ev = (
+            read_log(Path(run) / "metrics.csv"),
+            [r for r in read_eval(run) if max_step is None or r["step"] <= max_step],
+        )
         keep = log["step"] <= (max_step or np.inf); col = f"C{i}"
         for a, k in ((ax[0], "code_std"), (ax[1], "code_grad")):
             if k in log: a.semilogy(log["step"][keep], log[k][keep], color=col, label=label)
         if ev:
             st = [r["step"] for r in ev]
-            ax[2].semilogy(st, [r["spread"]["within_clip_std"] for r in ev], ".-", color=col, label=f"{label}: within clips")
-            ax[2].semilogy(st, [r["spread"]["across_speaker_std"] for r in ev], ".:", color=col, label=f"{label}: across speakers")
+            ax[2].semilogy(
+                st, [r["spread"]["within_clip_std"] for r in ev], ".-", color=col, label=f"{label}: within clips"
+            )
+            ax[2].semilogy(
+                st, [r["spread"]["across_speaker_std"] for r in ev], ".:", color=col, label=f"{label}: across speakers"
+            )
             for j, f in enumerate(factors):
-                ax[3].plot(st, [max(-0.1, r["probe"]["alpha_within"][f] or 0) for r in ev], ".-" if i == 0 else ".--", color=f"C{j + 2}", label=f"{label}: {f}")
-    ax[0].set(title="code the renderer receives: std over the batch", xlabel="step"); ax[1].set(title="‖∂loss/∂code‖ per sample", xlabel="step")
-    ax[2].set(title="α: within clips vs across speakers (RMS std)", xlabel="step"); ax[3].set(title="within-clip probe R² (held out)", xlabel="step", ylim=(-0.1, 1))
+                ax[3].plot(
+                    st,
+                    [max(-0.1, r["probe"]["alpha_within"][f] or 0) for r in ev],
+                    ".-" if i == 0 else ".--",
+                    color=f"C{j + 2}",
+                    label=f"{label}: {f}",
+                )
+    ax[0].set(title="code the renderer receives: std over the batch", xlabel="step")
+    ax[1].set(title="‖∂loss/∂code‖ per sample", xlabel="step")
+    ax[2].set(title="α: within clips vs across speakers (RMS std)", xlabel="step")
+    ax[3].set(title="within-clip probe R² (held out)", xlabel="step", ylim=(-0.1, 1))
     for a in ax: a.legend(fontsize=6)
     plt.tight_layout(); return fig
 
 # %% ../../nbs/28_stage1.train.ipynb #e016fd2d
 @torch.no_grad()
-def write_latents(ae:MotionAutoencoder, data_dir, out_dir, batch:int=64, progress:bool=True, overwrite:bool=False) -> Path:
+def write_latents(
+    ae: MotionAutoencoder, data_dir, out_dir, batch: int = 64, progress: bool = True, overwrite: bool = False
+) -> Path:
     "latents/<speaker>/<clip>.npz with alpha (T,d) and w_a (T,style) for every clip of `data_dir`."
     import io, cv2
     from tqdm.auto import tqdm
@@ -365,10 +476,22 @@ def write_latents(ae:MotionAutoencoder, data_dir, out_dir, batch:int=64, progres
         if fr.shape[1] != S: fr = np.stack([cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA) for f in fr])
         al, wa = [], []
         for i in range(0, len(fr), batch):
-            e = ae.enc(torch.stack([to_tensor(f) for f in fr[i:i + batch]]).to(dev)); al.append(e["alpha"].cpu()); wa.append(e["w_a"].cpu())
+            e = ae.enc(torch.stack([to_tensor(f) for f in fr[i : i + batch]]).to(dev))
+            al.append(e["alpha"].cpu())
+            wa.append(e["w_a"].cpu())
         buf = io.BytesIO(); np.savez(buf, alpha=torch.cat(al).numpy(), w_a=torch.cat(wa).numpy())
         with atomic_open(p, "wb") as f: f.write(buf.getvalue())
     ae.train(was)
-    atomic_write(Path(out_dir)/"latents.json", json.dumps({"data_dir": str(data_dir), "n_clips": len(clips), "motion_dim": ae.cfg.motion_dim,
-                                                            "style_dim": ae.cfg.style_dim}, indent=1))
+    atomic_write(
+        Path(out_dir) / "latents.json",
+        json.dumps(
+            {
+                "data_dir": str(data_dir),
+                "n_clips": len(clips),
+                "motion_dim": ae.cfg.motion_dim,
+                "style_dim": ae.cfg.style_dim,
+            },
+            indent=1,
+        ),
+    )
     return Path(out_dir)

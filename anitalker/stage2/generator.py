@@ -21,9 +21,13 @@ VARIANTS = {  # name -> (audio front-end, variance-adapter attributes)
     "mfcc_pose_only": ("mfcc", ("pose",)), "mfcc_full_control": ("mfcc", ("location", "scale", "pose")),
     "hubert_audio_only": ("hubert", ()), "hubert_pose_only": ("hubert", ("pose",)),
     "hubert_full_control": ("hubert", ("location", "scale", "pose"))}
-OFFICIAL_FILES = {"mfcc_pose_only": "stage2_pose_only_mfcc.ckpt", "mfcc_full_control": "stage2_full_control_mfcc.ckpt",
-                  "hubert_audio_only": "stage2_audio_only_hubert.ckpt", "hubert_pose_only": "stage2_pose_only_hubert.ckpt",
-                  "hubert_full_control": "stage2_full_control_hubert.ckpt"}   # names on HF taocode/anitalker_ckpts
+OFFICIAL_FILES = {
+    "mfcc_pose_only": "stage2_pose_only_mfcc.ckpt",
+    "mfcc_full_control": "stage2_full_control_mfcc.ckpt",
+    "hubert_audio_only": "stage2_audio_only_hubert.ckpt",
+    "hubert_pose_only": "stage2_pose_only_hubert.ckpt",
+    "hubert_full_control": "stage2_full_control_hubert.ckpt",
+}  # names on HF taocode/anitalker_ckpts
 
 def _check_variant(v):
     if v not in VARIANTS: raise ValueError(f"variant must be one of {list(VARIANTS)}, got {v!r}")
@@ -50,23 +54,43 @@ class Stage2Config(Config):
     dropout: float = 0.2
     adapter_hidden: int = 128    # LSTM hidden size of the variance adapter
     kernel_size: int = 13        # Conformer depthwise-conv kernel
-    prediction: str = "epsilon"  # what the output means: 'epsilon' ε̂ (official), 'sample' x̂₀ or 'v' (kit-trained options; 34_stage2.train)
+    # what the output means: 'epsilon' ε̂ (official), 'sample' x̂₀ or 'v' (kit-trained options; 34_stage2.train)
+    prediction: str = "epsilon"
     def __post_init__(self):
         _check_variant(self.variant)
-        if self.prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if self.d_model != self.d_audio + 4 * self.cond_dim:
-            raise ValueError(f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, got {self.d_model}")
+            raise ValueError(
+                f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, got {self.d_model}"
+            )
     front = property(lambda self: VARIANTS[self.variant][0], doc="'mfcc' or 'hubert'")
     attrs = property(lambda self: VARIANTS[self.variant][1], doc="attributes of the variance adapter")
     rate = property(lambda self: 4 if self.front == "mfcc" else 2, doc="audio frames per 25-fps video frame")
     @classmethod
     def paper(cls, variant:str="hubert_full_control", **kw):
-        return cls(**{"variant": variant, "audio_dim": 39 if _check_variant(variant).startswith("mfcc") else 1024, **kw})
+        return cls(
+            **{"variant": variant, "audio_dim": 39 if _check_variant(variant).startswith("mfcc") else 1024, **kw}
+        )
     @classmethod
     def tiny(cls, variant:str="mfcc_full_control", **kw):
         hub = _check_variant(variant).startswith("hubert")
-        return cls(**{**dict(variant=variant, audio_dim=32 if hub else 39, n_hubert_layers=3, d_audio=128, speech_blocks=1,
-                             d_model=256, cond_dim=32, style_dim=256, adapter_hidden=64), **kw})
+        return cls(
+            **{
+                **dict(
+                    variant=variant,
+                    audio_dim=32 if hub else 39,
+                    n_hubert_layers=3,
+                    d_audio=128,
+                    speech_blocks=1,
+                    d_model=256,
+                    cond_dim=32,
+                    style_dim=256,
+                    adapter_hidden=64,
+                ),
+                **kw,
+            }
+        )
 
 PRESETS = {"paper": Stage2Config.paper, "tiny": Stage2Config.tiny}
 
@@ -79,14 +103,19 @@ class MotionGenerator(nn.Module):
         if c.front == "hubert":
             self.weights = nn.Parameter(torch.zeros(c.n_hubert_layers))                    # w: uniform mix at init
             self.down_sample1 = nn.Conv1d(c.audio_dim, c.d_audio, 3, stride=2, padding=1)
-            self.speech_encoder = Conformer(c.d_audio, c.speech_blocks, c.speech_heads, c.d_audio, c.kernel_size, c.dropout)
+            self.speech_encoder = Conformer(
+                c.d_audio, c.speech_blocks, c.speech_heads, c.d_audio, c.kernel_size, c.dropout
+            )
         else:
             self.down_sample1 = nn.Conv1d(c.audio_dim, c.d_audio // 2, 3, stride=2, padding=1)
             self.down_sample2 = nn.Conv1d(c.d_audio // 2, c.d_audio, 3, stride=2, padding=1)
-        self.coarse_decoder = Conformer(c.d_model, c.decoder_blocks, c.decoder_heads, c.d_model, c.kernel_size, c.dropout)
+        self.coarse_decoder = Conformer(
+            c.d_model, c.decoder_blocks, c.decoder_heads, c.d_model, c.kernel_size, c.dropout
+        )
         adapter = VarianceAdapter(c.d_audio, c.attrs, c.adapter_hidden)
-        for n, m in adapter.named_children(): self.add_module(n, m)          # official keys: pose_predictor.*, … at the top
-        self.__dict__["adapter"] = adapter                                   # a view running those modules, not registered
+        for n, m in adapter.named_children():
+            self.add_module(n, m)  # official keys: pose_predictor.*, … at the top
+        self.__dict__["adapter"] = adapter  # a view running those modules, not registered
         self.init_code_proj = nn.Sequential(nn.Linear(c.style_dim, c.cond_dim))    # E_w
         self.noisy_encoder = nn.Sequential(nn.Linear(c.motion_dim, c.cond_dim))    # E_x
         self.t_encoder = nn.Sequential(nn.Linear(1, c.cond_dim))                   # E_t, on the raw timestep
@@ -108,9 +137,17 @@ def speech_features(self:MotionGenerator, audio:torch.Tensor # (B,25,2T,1024) Hu
                     ) -> torch.Tensor: # (B,T,d_audio)
     "The speech feature h before the adapter: HuBERT layer mix → conv → Conformer, or MFCC → two convs."
     c, r = self.cfg, self.cfg.rate
-    want = f"(B,{c.n_hubert_layers},2T,{c.audio_dim}) HuBERT hidden states" if c.front == "hubert" else f"(B,4T,{c.audio_dim}) MFCC features"
-    ok = torch.is_tensor(audio) and audio.dim() == (4 if c.front == "hubert" else 3) and audio.shape[-1] == c.audio_dim \
-         and (c.front == "mfcc" or audio.shape[1] == c.n_hubert_layers)
+    want = (
+        f"(B,{c.n_hubert_layers},2T,{c.audio_dim}) HuBERT hidden states"
+        if c.front == "hubert"
+        else f"(B,4T,{c.audio_dim}) MFCC features"
+    )
+    ok = (
+        torch.is_tensor(audio)
+        and audio.dim() == (4 if c.front == "hubert" else 3)
+        and audio.shape[-1] == c.audio_dim
+        and (c.front == "mfcc" or audio.shape[1] == c.n_hubert_layers)
+    )
     if not ok: raise ValueError(f"audio for {c.variant} must be {want}, got "
                                 f"{tuple(audio.shape) if torch.is_tensor(audio) else type(audio).__name__}")
     T = audio.shape[-2] // r
@@ -155,26 +192,38 @@ def denoise(self:MotionGenerator, x_t:torch.Tensor, # (B,T,motion_dim) noisy mot
     "The per-step part: ε̂ = W_out·Conformer([h | E_α α_0 | E_w w_a | E_x x_t | E_t t])."
     c = self.cfg
     if not torch.is_tensor(x_t) or x_t.dim() != 3 or x_t.shape[-1] != c.motion_dim:
-        raise ValueError(f"x_t must be (B,T,{c.motion_dim}), got {tuple(x_t.shape) if torch.is_tensor(x_t) else type(x_t).__name__}")
+        raise ValueError(
+            f"x_t must be (B,T,{c.motion_dim}), got {tuple(x_t.shape) if torch.is_tensor(x_t) else type(x_t).__name__}"
+        )
     (B, T, _), h = x_t.shape, cond["audio"] if isinstance(cond, dict) else cond
     if not torch.is_tensor(h) or h.dim() != 3 or h.shape[1] != T:
-        raise ValueError(f"the condition must be (B,{T},{c.d_audio}) for x_t of {T} frames, got {tuple(getattr(h, 'shape', ()))}")
+        raise ValueError(
+            f"the condition must be (B,{T},{c.d_audio}) for x_t of {T} frames, got {tuple(getattr(h, 'shape', ()))}"
+        )
     h = _batch(h, "cond['audio']", B, (T, c.d_audio))
     a0, w0 = _batch(alpha_start, "alpha_start", B, (c.motion_dim,)), _batch(wa_start, "wa_start", B, (c.style_dim,))
     t = torch.as_tensor(t, device=x_t.device).to(x_t.dtype)           # the raw integer timestep, as a float
     if t.dim() == 0: t = t.expand(B)
-    if t.shape != (B,): raise ValueError(f"t must be an int, a 0-d tensor or a ({B},) tensor, got shape {tuple(t.shape)}")
+    if t.shape != (B,):
+        raise ValueError(f"t must be an int, a 0-d tensor or a ({B},) tensor, got shape {tuple(t.shape)}")
     over_T = lambda e: e[:, None, :].expand(B, T, -1)                     # one vector per clip, broadcast over frames
-    with torch.autocast(x_t.device.type, enabled=False):                 # E_t in float32: bfloat16 would round 999 to 1000
+    with torch.autocast(x_t.device.type, enabled=False):  # E_t in float32: bfloat16 would round 999 to 1000
         e_t = self.t_encoder(t.float()[:, None])
-    parts = [h, over_T(self.encoder_direction_code(a0)), over_T(self.init_code_proj(w0)), self.noisy_encoder(x_t), over_T(e_t)]
+    parts = [
+        h,
+        over_T(self.encoder_direction_code(a0)),
+        over_T(self.init_code_proj(w0)),
+        self.noisy_encoder(x_t),
+        over_T(e_t),
+    ]
     z = torch.cat([p.to(h.dtype) for p in parts], dim=-1)                    # (B,T,d_model)
     return self.out_proj(self.coarse_decoder(z))
 
 @patch
 def forward(self:MotionGenerator, x_t, t, audio, alpha_start, wa_start, controls:dict|None=None, targets:dict|None=None,
              teacher_forcing:bool=False, return_cond:bool=False):
-    "ε̂ (B,T,motion_dim) = denoise(x_t, t, condition(audio, …)); with return_cond also the condition (adapter predictions)."
+    """ε̂ (B,T,motion_dim) = denoise(x_t, t, condition(audio, …)); with return_cond also the condition (adapter
+    predictions)."""
     cond = self.condition(audio, controls, targets, teacher_forcing)
     eps = self.denoise(x_t, t, cond, alpha_start, wa_start)
     return (eps, cond) if return_cond else eps
@@ -183,13 +232,16 @@ def forward(self:MotionGenerator, x_t, t, audio, alpha_start, wa_start, controls
 class MotionNorm(nn.Module):
     "x₀ = (α − μ)/s with one scale s for all dimensions (buffers, saved with the model); `inverse` maps back."
     def __init__(self, dim:int=20, relative:bool=False):
-        super().__init__(); self.register_buffer("mean", torch.zeros(dim)); self.register_buffer("scale", torch.ones(()))
-        self.relative = relative                       # not a buffer: old checkpoints load; `load_stage2` sets it from the config
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(()))
+        self.relative = relative  # not a buffer: old checkpoints load; `load_stage2` sets it from the config
     MODES = ("std", "quantile")
     def forward(self, alpha): return (alpha - self.mean.to(alpha.dtype)) / self.scale.to(alpha.dtype)
     def inverse(self, x): return x * self.scale.to(x.dtype) + self.mean.to(x.dtype)
     @staticmethod
-    def _start(start, like): return start if like.dim() == start.dim() else start.unsqueeze(-2)   # (B,d) → (B,1,d) for (B,W,d)
+    def _start(start, like):
+        return start if like.dim() == start.dim() else start.unsqueeze(-2)  # (B,d) → (B,1,d) for (B,W,d)
     def to_x0(self, motion, start): # (…,W,d) motion codes, (…,d) the start frame's
         "The generator's x₀ of motion codes: norm(α), or norm(α − α_start) when relative."
         return self(motion - self._start(start, motion) if self.relative else motion)
@@ -201,9 +253,11 @@ class MotionNorm(nn.Module):
             target:float=0.35, # 'std': the std of all x_0 values; 'quantile': their 99.9th percentile of |x_0|
             mode:str="std"):
         a = torch.as_tensor(np.asarray(alphas), dtype=torch.float32)
-        if a.ndim != 2 or a.shape[1] != len(self.mean): raise ValueError(f"alphas must be (N,{len(self.mean)}), got {tuple(a.shape)}")
+        if a.ndim != 2 or a.shape[1] != len(self.mean):
+            raise ValueError(f"alphas must be (N,{len(self.mean)}), got {tuple(a.shape)}")
         if mode not in self.MODES: raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        self.mean.copy_(a.mean(0) if not self.relative else torch.zeros(a.shape[1])); d = (a - self.mean).flatten()[:1_000_000]
+        self.mean.copy_(a.mean(0) if not self.relative else torch.zeros(a.shape[1]))
+        d = (a - self.mean).flatten()[:1_000_000]
         s = d.pow(2).mean().sqrt() if mode == "std" else torch.quantile(d.abs(), 0.999)
         self.scale.fill_(max(float(s) / target, 1e-6)); return self
 
@@ -225,12 +279,14 @@ def generator_of(train:dict) -> MotionGenerator:
 
 def load_stage2(path, # a kit stage-2 run folder, its ckpt/last.pt, or that file already loaded (a dict)
                 ema:bool=True, map_location="cpu") -> Stage2Net:
-    "The Stage2Net (generator + MotionNorm) of a kit stage-2 checkpoint or run folder, EMA weights by default, eval mode\n    (`.train_config`: the run's config as a dict)."
+    """The Stage2Net (generator + MotionNorm) of a kit stage-2 checkpoint or run folder, EMA weights by default, eval
+    mode (`.train_config`: the run's config as a dict)."""
     if isinstance(path, dict): st, p = path, "the checkpoint"
     else:
         p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
         st = load_checkpoint(p, map_location=map_location)
-    if not isinstance(st, dict) or "stage2" not in st: raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
+    if not isinstance(st, dict) or "stage2" not in st:
+        raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
     cfg = dict(st["stage2"]); net = Stage2Net(generator_of(cfg))
     net.load_state_dict(st["ema"]["net"] if ema else st["models"]["net"])
     net.norm.relative = cfg.get("target", "absolute") == "relative"
@@ -244,12 +300,19 @@ def guess_variant(state_dict:dict # official flat dict (`model.`/`ema_model.` pr
     names = {k.split(".", 1)[1] if k.startswith(("model.", "ema_model.")) else k for k in state_dict}
     tops = {n.split(".")[0] for n in names}
     if "coarse_decoder" not in tops:
-        raise ValueError(f"not a stage-2 motion-generator state dict: no coarse_decoder.* keys (top-level names: {sorted(tops)[:10]})")
+        raise ValueError(
+            "not a stage-2 motion-generator state dict: no coarse_decoder.* keys (top-level names: "
+            f"{sorted(tops)[:10]})"
+        )
     hub, mfcc = bool({"weights", "speech_encoder"} & tops), "down_sample2" in tops
-    if hub == mfcc: raise ValueError("cannot tell the audio front-end: expected weights/speech_encoder (HuBERT) or down_sample2 (MFCC)")
+    if hub == mfcc:
+        raise ValueError(
+            "cannot tell the audio front-end: expected weights/speech_encoder (HuBERT) or down_sample2 (MFCC)"
+        )
     front, attrs = "hubert" if hub else "mfcc", tuple(a for a in ATTR_DIMS if f"{OFFICIAL_NAMES[a]}_predictor" in tops)
     match = [v for v, fa in VARIANTS.items() if fa == (front, attrs)]
-    if not match: raise ValueError(f"a {front} state dict with adapter heads for {list(attrs)} matches no official variant")
+    if not match:
+        raise ValueError(f"a {front} state dict with adapter heads for {list(attrs)} matches no official variant")
     return match[0]
 
 # %% ../../nbs/32_stage2.generator.ipynb #22cc1263
@@ -261,8 +324,11 @@ def _check_file_variant(sd:dict, variant:str, name:str):
                                       f"load it with variant={got!r}")
 
 @patch
-def load_official_state_dict(self:MotionGenerator, sd:dict, strict:bool=True, use:str="ema", name:str="state dict") -> dict:
-    "Load an official stage-2 dict ('ema' or 'model' copy, or bare keys); report {'loaded','ignored','missing','unexpected'}."
+def load_official_state_dict(
+    self: MotionGenerator, sd: dict, strict: bool = True, use: str = "ema", name: str = "state dict"
+) -> dict:
+    """Load an official stage-2 dict ('ema' or 'model' copy, or bare keys); report
+    {'loaded','ignored','missing','unexpected'}."""
     if use not in ("ema", "model"): raise ValueError(f"use must be 'ema' or 'model', got {use!r}")
     if strict: _check_file_variant(sd, self.cfg.variant, name)
     pre, other = ("ema_model.", "model.") if use == "ema" else ("model.", "ema_model.")
@@ -270,20 +336,37 @@ def load_official_state_dict(self:MotionGenerator, sd:dict, strict:bool=True, us
     if bare and any(k.startswith(other) for k in sd): raise KeyError(f"{name} has no {pre}* keys (use={use!r})")
     mapped, ignored, unexpected = {}, [], []                              # mapped: model key -> (file key, tensor)
     for k, v in sd.items():
-        if k == "x_T" or (not bare and k.startswith(other)): ignored.append(k)   # diffae's unused buffer; the other copy
+        if k == "x_T" or (not bare and k.startswith(other)):
+            ignored.append(k)  # diffae's unused buffer; the other copy
         elif not torch.is_tensor(v) or not (bare or k.startswith(pre)): unexpected.append(k)
         else: mapped[k if bare else k[len(pre):]] = (k, v)
     own = self.state_dict()
     unexpected += [fk for k, (fk, _) in mapped.items() if k not in own]
-    bad = [f"{fk}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, (fk, v) in mapped.items() if k in own and v.shape != own[k].shape]
+    bad = [
+        f"{fk}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, (fk, v) in mapped.items()
+        if k in own and v.shape != own[k].shape
+    ]
     missing = [k for k in own if k not in mapped]
-    problems = ([f"{len(missing)} missing: {missing}"] if missing and strict else []) + \
-               ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else []) + ([f"shape mismatch: {bad}"] if bad else [])
-    if problems: raise KeyError(f"cannot load {name} into MotionGenerator({self.cfg.variant}, d_model {self.cfg.d_model}): " + "; ".join(problems))
+    problems = (
+        ([f"{len(missing)} missing: {missing}"] if missing and strict else [])
+        + ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else [])
+        + ([f"shape mismatch: {bad}"] if bad else [])
+    )
+    if problems:
+        raise KeyError(
+            f"cannot load {name} into MotionGenerator({self.cfg.variant}, d_model {self.cfg.d_model}): "
+            + "; ".join(problems)
+        )
     with torch.no_grad():
         for k, (_, v) in mapped.items():
             if k in own: own[k].copy_(v)
-    return {"loaded": [fk for k, (fk, _) in mapped.items() if k in own], "ignored": ignored, "missing": missing, "unexpected": unexpected}
+    return {
+        "loaded": [fk for k, (fk, _) in mapped.items() if k in own],
+        "ignored": ignored,
+        "missing": missing,
+        "unexpected": unexpected,
+    }
 
 # %% ../../nbs/32_stage2.generator.ipynb #5bbd858a
 @patch(cls_method=True)
@@ -293,13 +376,15 @@ def load_official(cls:MotionGenerator, path, # an official stage2_*.ckpt (or a f
                    use:str="ema", # 'ema' (the sampling weights) or 'model' (the training weights)
                    cfg:Stage2Config|None=None, # default Stage2Config.paper(variant)
                    map_location="cpu"):
-    "An official stage-2 checkpoint as an eval-mode MotionGenerator (safe loading, explicit key map); see `.load_report`."
+    """An official stage-2 checkpoint as an eval-mode MotionGenerator (safe loading, explicit key map); see
+    `.load_report`."""
     sd = load_checkpoint(path, map_location=map_location)
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict): sd = sd["state_dict"]
     if not isinstance(sd, dict): raise KeyError(f"{str(path)!r} does not hold a state dict (found {type(sd).__name__})")
     if variant is None:
         try: variant = guess_variant(sd)
-        except ValueError as e: raise KeyError(f"{str(path)!r} does not look like an official stage-2 checkpoint: {e}") from None
+        except ValueError as e:
+            raise KeyError(f"{str(path)!r} does not look like an official stage-2 checkpoint: {e}") from None
     c = default(cfg, lambda: Stage2Config.paper(_check_variant(variant)))
     if c.variant != variant: raise ValueError(f"cfg.variant {c.variant!r} differs from variant {variant!r}")
     if strict: _check_file_variant(sd, variant, str(path))               # before building a 40 M-parameter model
@@ -309,11 +394,13 @@ def load_official(cls:MotionGenerator, path, # an official stage2_*.ckpt (or a f
 # %% ../../nbs/32_stage2.generator.ipynb #aced9a48
 def random_official_stage2(variant:str, # one of VARIANTS
                            seed:int=0) -> dict:
-    "A random flat dict in the official stage-2 layout (model.*, ema_model.*, x_T) from the manifest, for offline tests."
+    """A random flat dict in the official stage-2 layout (model.*, ema_model.*, x_T) from the manifest, for offline
+    tests."""
     g = torch.Generator().manual_seed(seed); out = {}
     for k, e in load_manifest(f"stage2_{_check_variant(variant)}")["keys"].items():
         shape, dtype = e["shape"], getattr(torch, e["dtype"])
-        if not dtype.is_floating_point: out[k] = torch.randint(0, 10_000, shape, generator=g, dtype=dtype)   # num_batches_tracked
+        if not dtype.is_floating_point:
+            out[k] = torch.randint(0, 10_000, shape, generator=g, dtype=dtype)  # num_batches_tracked
         elif k.endswith("running_var"): out[k] = torch.rand(shape, generator=g) + 0.5
         else: out[k] = torch.randn(shape, generator=g) * 0.02
     return out

@@ -23,7 +23,17 @@ __all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'fit_motion_norm', 
 
 # %% ../../nbs/34_stage2.train.ipynb #dbf7afca
 LOSS_WEIGHTS = ("uniform", "min_snr")
-RUN_KEYS2 = ("out_dir", "num_processes", "stage1_run", "make_data", "data_ids", "data_clips", "data_seconds", "data_size", "eval_clips")
+RUN_KEYS2 = (
+    "out_dir",
+    "num_processes",
+    "stage1_run",
+    "make_data",
+    "data_ids",
+    "data_clips",
+    "data_seconds",
+    "data_size",
+    "eval_clips",
+)
 
 @dataclass
 class Stage2TrainConfig(Config):
@@ -39,26 +49,39 @@ class Stage2TrainConfig(Config):
     grad_clip: float = 1.0
     w_var: float = 1.0                 # λ
     teacher_forcing: bool = False      # adapter encoders fed the ground truth (True) or the predictions (official)
-    norm_mode: str = "std"             # MotionNorm: 'std' (all x_0 values' std = norm_target) or 'quantile' (99.9 % of |x_0| below it)
+    norm_mode: str = (
+        "std"  # MotionNorm: 'std' (all x_0 values' std = norm_target) or 'quantile' (99.9 % of |x_0| below it)
+    )
     norm_target: float = 0.35
-    target: str = "absolute"           # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the
+    target: str = "absolute"  # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the
                                        # start frame; α's per-person part leaves x_0, see 'Relative motion' below)
-    prediction: str = "epsilon"        # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v' (see 'What the network predicts')
-    loss_weight: str = "uniform"       # L_diff per timestep: 'uniform' (official: plain ε-MSE) or 'min_snr' (× min(SNR_t, γ)/SNR_t,
-                                       # Hang et al. 2023: the nearly clean steps stop dominating; see 'Timestep weighting' below)
+    prediction: str = (
+        "epsilon"  # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v' (see 'What the network predicts')
+    )
+    loss_weight: str = (
+        "uniform"  # L_diff per timestep: 'uniform' (official: plain ε-MSE) or 'min_snr' (× min(SNR_t, γ)/SNR_t,
+    )
+                                       # Hang et al. 2023: the nearly clean steps stop dominating; see 'Timestep
+                                       # weighting' below)
     snr_gamma: float = 5.0             # γ of 'min_snr'
     sample_steps: int = 50             # DDIM steps of the sample plot
     t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default; see below)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(ema_decay=0.999, ema_warmup=True))
     def __post_init__(self):
-        if self.preset not in ("tiny", "paper"): raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
+        if self.preset not in ("tiny", "paper"):
+            raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
         if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
-        if self.held_out < 1: raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
-        if self.target not in ("absolute", "relative"): raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
-        if self.prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
-        if self.loss_weight not in LOSS_WEIGHTS: raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {self.loss_weight!r}")
+        if self.held_out < 1:
+            raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
+        if self.target not in ("absolute", "relative"):
+            raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
+        if self.loss_weight not in LOSS_WEIGHTS:
+            raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {self.loss_weight!r}")
         if not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0, got {self.snr_gamma!r}")
-        if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
+        if not self.train.ema_decay > 0:
+            raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
     def audio_kind(self) -> str: return "hubert" if self.variant.startswith("hubert") else "mfcc"
     def model(self) -> MotionGenerator: return generator_of(self.to_dict())
@@ -66,21 +89,32 @@ class Stage2TrainConfig(Config):
     def from_flat(cls, d:dict):
         "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`."
         tk = set(TrainConfig.__dataclass_fields__); d = {k: v for k, v in d.items() if k not in RUN_KEYS2}
-        return cls.from_dict({**{k: v for k, v in d.items() if k not in tk}, "train": {"ema_decay": 0.999, "ema_warmup": True, **{k: v for k, v in d.items() if k in tk}}})
+        return cls.from_dict(
+            {
+                **{k: v for k, v in d.items() if k not in tk},
+                "train": {"ema_decay": 0.999, "ema_warmup": True, **{k: v for k, v in d.items() if k in tk}},
+            }
+        )
     def to_flat(self) -> dict:
         d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
 
 # %% ../../nbs/34_stage2.train.ipynb #a6dc377f
-def fit_motion_norm(latents, data_dir, speakers, dim:int, target:float=0.35, mode:str="std", relative:bool=False) -> MotionNorm:
-    "A MotionNorm fitted on every frame of these speakers' clips (relative: on α − α of the clip's first frame, mean 0)."
+def fit_motion_norm(
+    latents, data_dir, speakers, dim: int, target: float = 0.35, mode: str = "std", relative: bool = False
+) -> MotionNorm:
+    """A MotionNorm fitted on every frame of these speakers' clips (relative: on α − α of the clip's first frame, mean
+    0)."""
     a = [np.load(latent_path(latents, c.speaker, c.meta["clip"]))["alpha"] for c in list_clips(data_dir, speakers)]
     if not a: raise ValueError(f"no clips of speakers {list(speakers)[:5]} under {str(data_dir)!r}")
     if relative: a = [x - x[:1] for x in a]
     return MotionNorm(dim, relative).fit(np.concatenate(a), target, mode)
 
 # %% ../../nbs/34_stage2.train.ipynb #f9ac75ea
-def diffusion_weights(sched, t:torch.Tensor, mode:str="uniform", gamma:float=5.0, prediction:str="epsilon") -> torch.Tensor: # (B,) timesteps
-    "Per-sample loss weights: 1 ('uniform'), or min-SNR: min(SNR_t, γ) / SNR_t, 1 or SNR_t + 1 for an ε, x₀ or v output; SNR_t = ᾱ_t/(1 − ᾱ_t)."
+def diffusion_weights(
+    sched, t: torch.Tensor, mode: str = "uniform", gamma: float = 5.0, prediction: str = "epsilon"
+) -> torch.Tensor:  # (B,) timesteps
+    """Per-sample loss weights: 1 ('uniform'), or min-SNR: min(SNR_t, γ) / SNR_t, 1 or SNR_t + 1 for an ε, x₀ or v
+    output; SNR_t = ᾱ_t/(1 − ᾱ_t)."""
     if mode == "uniform": return torch.ones(len(t))
     if mode != "min_snr": raise ValueError(f"mode must be one of {list(LOSS_WEIGHTS)}, got {mode!r}")
     ab = sched.alphas_cumprod[t.cpu()].double(); snr = ab / (1 - ab)
@@ -100,7 +134,9 @@ def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config 
     want = diffusion_target(c.prediction, x0, noise, ab)                      # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
     logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
     for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])   # ‖ĉ_a − c_a‖² per adapter attribute
-    logs["loss"] = logs["diff"] + c.w_var * sum((logs[f"var_{a}"] for a in preds), torch.zeros(()))   # L_gen = L_diff + λ·Σ_a L_a
+    logs["loss"] = logs["diff"] + c.w_var * sum(
+        (logs[f"var_{a}"] for a in preds), torch.zeros(())
+    )  # L_gen = L_diff + λ·Σ_a L_a
     tr.optimize("gen", logs["loss"], clip=c.grad_clip)                        # θ ← θ − η·clip(∇L_gen)
     return logs
 
@@ -109,11 +145,22 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
     "An (H,W,3) image: three α dimensions of a held-out window, ground truth vs sampled from its audio (EMA weights)."
     import matplotlib; matplotlib.use("Agg", force=False); import matplotlib.pyplot as plt
     ctrl = {"pose": item["pose"][None]} if "pose" in net.gen.cfg.attrs and variant.endswith("full_control") else None
-    out = sample_motion(net.gen, item["audio"][None], net.norm(item["motion_start"][None]), item["latent_start"][None], controls=ctrl, steps=steps, seed=0)
+    out = sample_motion(
+        net.gen,
+        item["audio"][None],
+        net.norm(item["motion_start"][None]),
+        item["latent_start"][None],
+        controls=ctrl,
+        steps=steps,
+        seed=0,
+    )
     gen, gt = net.norm.from_x0(out["motion"], item["motion_start"][None]).numpy(), item["motion"].numpy()
     dims = np.argsort(-gt.std(0))[:3]
     fig, ax = plt.subplots(1, 3, figsize=(9, 2.2), dpi=80)
-    for a, d in zip(ax, dims): a.plot(gt[:, d], "k", lw=1, label="stage-1 α"); a.plot(gen[:, d], "C1", lw=1, label="sampled"); a.set_title(f"α{d}", fontsize=8)
+    for a, d in zip(ax, dims):
+        a.plot(gt[:, d], "k", lw=1, label="stage-1 α")
+        a.plot(gen[:, d], "C1", lw=1, label="sampled")
+        a.set_title(f"α{d}", fontsize=8)
     ax[0].legend(fontsize=6); fig.tight_layout(); fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy(); plt.close(fig); return img
 
@@ -124,16 +171,45 @@ def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, res
                              items_per_clip=cfg.items_per_clip, seed=cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     gen = cfg.model()
-    with torch.no_grad(): gen.t_encoder[0].weight.mul_(cfg.t_init_scale); gen.t_encoder[0].bias.mul_(0 if cfg.t_init_scale != 1 else 1)
-    norm = fit_motion_norm(cfg.latents, cfg.data_dir, train_spk, gen.cfg.motion_dim, cfg.norm_target, cfg.norm_mode, cfg.target == "relative")
+    with torch.no_grad():
+        gen.t_encoder[0].weight.mul_(cfg.t_init_scale)
+        gen.t_encoder[0].bias.mul_(0 if cfg.t_init_scale != 1 else 1)
+    norm = fit_motion_norm(
+        cfg.latents,
+        cfg.data_dir,
+        train_spk,
+        gen.cfg.motion_dim,
+        cfg.norm_target,
+        cfg.norm_mode,
+        cfg.target == "relative",
+    )
     net = Stage2Net(gen, norm)
     opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.lr, betas=tuple(cfg.betas))}
-    held = Stage2WindowDataset(cfg.data_dir, cfg.latents, kind=cfg.audio_kind, window=cfg.window, speakers=test_spk, items_per_clip=1, seed=cfg.train.seed + 1)
+    held = Stage2WindowDataset(
+        cfg.data_dir,
+        cfg.latents,
+        kind=cfg.audio_kind,
+        window=cfg.window,
+        speakers=test_spk,
+        items_per_clip=1,
+        seed=cfg.train.seed + 1,
+    )
     item = held[0]
     extra = {"stage2": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk},
              "stage1_run": str(Path(cfg.latents).resolve().parent)}      # absolute: found again from any directory
-    tr = Trainer(cfg.train, out_dir, {"net": net}, opts, ds, partial(stage2_step, c=cfg, sched=DDPMScheduler()), ema=("net",), resume=resume, progress=progress, extra_state=extra,
-                 sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.variant, cfg.sample_steps))
+    tr = Trainer(
+        cfg.train,
+        out_dir,
+        {"net": net},
+        opts,
+        ds,
+        partial(stage2_step, c=cfg, sched=DDPMScheduler()),
+        ema=("net",),
+        resume=resume,
+        progress=progress,
+        extra_state=extra,
+        sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.variant, cfg.sample_steps),
+    )
     if tr.is_main: cfg.save(Path(out_dir)/"config.json")
     return tr
 
@@ -143,9 +219,14 @@ def train_stage2(cfg:Stage2TrainConfig, out_dir, progress:bool=True) -> Path:
 
 # %% ../../nbs/34_stage2.train.ipynb #6121aafd
 @torch.no_grad()
-def denoising_error(net:Stage2Net, batch:dict, # stacked windows (Stage2WindowDataset items), ideally of held-out speakers
-                    timesteps=(50, 200, 400, 600, 800, 950), seed:int=0) -> dict:
-    "Per timestep: error of x̂₀ relative to the windows' own variance (true audio, another window's audio) and the output's MSE."
+def denoising_error(
+    net: Stage2Net,
+    batch: dict,  # stacked windows (Stage2WindowDataset items), ideally of held-out speakers
+    timesteps=(50, 200, 400, 600, 800, 950),
+    seed: int = 0,
+) -> dict:
+    """Per timestep: error of x̂₀ relative to the windows' own variance (true audio, another window's audio) and the
+    output's MSE."""
     sched = DDPMScheduler(); g = torch.Generator().manual_seed(seed); was = net.training; net.eval()
     x0 = net.norm.to_x0(batch["motion"], batch["motion_start"]); B = len(x0)
     if B < 2: raise ValueError(f"denoising_error needs at least 2 windows (one's audio drives another), got {B}")
@@ -159,6 +240,7 @@ def denoising_error(net:Stage2Net, batch:dict, # stacked windows (Stage2WindowDa
             o, _ = net(dict(batch, audio=audio), xt, t)
             eps = epsilon_of(o.float(), xt, int(t0), sched.alphas_cumprod, pred)
             errs.append(float(centred((xt - (1 - ab).sqrt() * eps) / ab.sqrt() - x0)) / max(var, 1e-12))
-            if len(errs) == 1: out["output_mse"].append(float((o.float() - diffusion_target(pred, x0, n, ab)).pow(2).mean()))
+            if len(errs) == 1:
+                out["output_mse"].append(float((o.float() - diffusion_target(pred, x0, n, ab)).pow(2).mean()))
         out["t"].append(int(t0)); out["x0_error"].append(errs[0]); out["x0_error_other_audio"].append(errs[1])
     net.train(was); return out
