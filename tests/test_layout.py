@@ -73,3 +73,15 @@ def test_the_checker_sees_a_planted_cycle_and_an_upward_import(tmp_path):
     f = tmp_path/"x.py"; f.write_text("from ..infer.pipeline import generate\nfrom anitalker.cli import main\n")
     got = imports_of("anitalker.stage1.x", f)
     assert {"anitalker.infer.pipeline", "anitalker.cli"} <= got
+
+def _code_lines():
+    import json
+    for nb in sorted((PKG.parent/"nbs").rglob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            if c["cell_type"] == "code":
+                for n, line in enumerate("".join(c["source"]).split("\n"), 1): yield f"{nb.name} cell {i} line {n}", line
+
+def test_code_lines_fit_in_120_characters():
+    "The notebooks are the source of the library: every line of a code cell within 120 characters (as the anchors)."
+    long = [f"{where} ({len(line)} characters)" for where, line in _code_lines() if len(line) > 120]
+    assert not long, f"{len(long)} lines over 120 characters: {long[:10]}"
