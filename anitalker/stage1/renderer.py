@@ -28,7 +28,7 @@ def warp(feat:torch.Tensor, # (B,C,H,W), or (1,C,H,W) shared by all B flows
         ) -> torch.Tensor:
     "Sample `feat` at the identity grid + flow (bilinear, zero padding, align_corners=False)."
     grid = identity_grid(*feat.shape[2:], feat.device, flow.dtype) + flow
-    if len(feat) == 1 and len(flow) > 1:   # one portrait, B frames: B grids as rows of one grid, no copies of the feature
+    if len(feat) == 1 and len(flow) > 1:   # one portrait, B frames: B grids as rows of one grid, no feature copies
         B, H, W, _ = grid.shape
         out = F.grid_sample(feat, grid.reshape(1, B * H, W, 2), align_corners=False)   # (1,C,B·H,W)
         return out.view(feat.shape[1], B, H, W).transpose(0, 1)                          # (B,C,H,W), a view
@@ -36,18 +36,22 @@ def warp(feat:torch.Tensor, # (B,C,H,W), or (1,C,H,W) shared by all B flows
 
 # %% ../../nbs/22_stage1.renderer.ipynb #2dcdcfbd
 class ToFlow(nn.Module):
-    "Modulated 1×1 conv → (flow, mask); warps the encoder feature. Returns (warped·m, warped·m + x·(1-m), raw, flow, m)."
+    "Modulated 1×1 conv → (flow, mask); warps the encoder feature: (warped·m, warped·m + x·(1-m), raw, flow, m)."
     def __init__(self, in_channel:int, style_dim:int, blur_kernel=(1, 3, 3, 1)):
         super().__init__()
         self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-    def forward(self, x, style, feat, skip=None): # x (B,C,H,W) decoder feature, feat (B,C,H,W) encoder feature
-        raw = self.conv(x, style) + self.bias
-        if skip is not None: raw = raw + self.upsample(skip)
-        flow, mask = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
-        warped = warp(feat, flow) * mask
-        return warped, warped + x * (1 - mask), raw, flow, mask
+
+    def flow_mask(self, x, style, skip=None): # x (B,C,H,W) decoder feature y, skip (B,3,H/2,W/2) the previous raw
+        "(raw, Δ (B,H,W,2), m (B,1,H,W)): raw = M(x; style) + b + up(skip), Δ = tanh(raw[:2]), m = σ(raw[2])."
+        raw = self.conv(x, style) + self.bias + (self.upsample(skip) if skip is not None else 0)
+        return raw, torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
+
+    def forward(self, x, style, feat, skip=None): # feat (B,C,H,W) encoder feature
+        raw, flow, mask = self.flow_mask(x, style, skip)
+        warped = warp(feat, flow) * mask                                     # F ⊙ m
+        return warped, warped + x * (1 - mask), raw, flow, mask              # (F ⊙ m, F ⊙ m + x ⊙ (1 − m), …)
 
 class ToRGB(nn.Module):
     "Plain 1×1 ConvLayer → 3 channels + bias, plus the upsampled RGB of the previous level."
@@ -58,7 +62,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
     def forward(self, x, skip=None, mask=None): # mask (B,1,H,W): RGB of x·mask, computed on 3 channels
         if mask is None: out = self.conv(x) + self.bias
-        else:                                                                    # conv1×1(m·x) = m·conv1×1(x): 3 channels, not C
+        else:                                                  # conv1×1(m·x) = m·conv1×1(x): on 3 channels, not C
             eq, act = self.conv[0], self.conv[1]
             out = act(pointwise(x, (eq.weight[:, :, 0, 0] * eq.scale).to(x.dtype)) * mask) + self.bias
         return out if skip is None else out + self.upsample(skip)
@@ -66,59 +70,81 @@ class ToRGB(nn.Module):
 # %% ../../nbs/22_stage1.renderer.ipynb #ee8ba07b
 RGB_FROM = ("warped", "blend")   # what ToRGB reads at each level (see "New content: `rgb_from`")
 
-class Synthesis(nn.Module):
-    "Render (B,3,S,S) from w_a (B,style), α (B,d) and the portrait's skip features (8×8 … S×S)."
-    def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
+class _SynthesisLayers(nn.Module):
+    "The renderer's modules, official names: the constant input, conv1, per level 2 StyledConvs, a ToFlow and a ToRGB."
+    def __init__(self, size:int=256, # S, the output resolution
+                 widths=(512, 512, 512, 512, 256, 128, 64), # channels at 4, 8, …, S
+                 style_dim:int=512, motion_dim:int=20,
                  projector:str="lmd", blur_kernel=(1, 3, 3, 1),
-                 rgb_from:str="warped"): # ToRGB input: 'warped' (official: warped·mask) or 'blend' (warped·m + own features·(1−m))
+                 rgb_from:str="warped"): # ToRGB reads 'warped' (official: F·m) or 'blend' (F·m + own features·(1−m))
         super().__init__()
         if projector not in ("lmd", "fc"): raise ValueError(f"projector must be 'lmd' or 'fc', got {projector!r}")
         if rgb_from not in RGB_FROM: raise ValueError(f"rgb_from must be one of {list(RGB_FROM)}, got {rgb_from!r}")
         self.rgb_from = rgb_from
         ch = width_of(size, widths)
         self.direction = (Direction if projector == "lmd" else LinearDecode)(style_dim, motion_dim)
-        self.input = nn.Module(); self.input.input = nn.Parameter(torch.randn(1, ch[4], 4, 4))   # key 'input.input'
+        self.input = nn.Module()
+        self.input.input = nn.Parameter(torch.randn(1, ch[4], 4, 4))                  # key 'input.input'
         self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim, blur_kernel=blur_kernel)
-        self.to_rgb1 = ToRGB(ch[4], upsample=False)                                # present in the checkpoint, never used
+        self.to_rgb1 = ToRGB(ch[4], upsample=False)                         # present in the checkpoint, never used
         self.convs, self.to_flows, self.to_rgbs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for r in resolutions(size)[1:]:
             self.convs.append(StyledConv(ch[r // 2], ch[r], 3, style_dim, upsample=True, blur_kernel=blur_kernel))
             self.convs.append(StyledConv(ch[r], ch[r], 3, style_dim, blur_kernel=blur_kernel))
-            self.to_flows.append(ToFlow(ch[r], style_dim, blur_kernel)); self.to_rgbs.append(ToRGB(ch[r], blur_kernel=blur_kernel))
+            self.to_flows.append(ToFlow(ch[r], style_dim, blur_kernel))
+            self.to_rgbs.append(ToRGB(ch[r], blur_kernel=blur_kernel))
 
-    fp32_max_res = 16   # under a bf16 autocast, levels up to this size stay fp32 (see 'bfloat16 rendering' below)
+    fp32_max_res = 16   # under a bf16 autocast, levels up to this size stay fp32
 
     def latent(self, wa, alpha): return wa + self.direction(alpha)               # w = w_a + Qα
 
     def _precision(self, res:int, device_type:str):
-        "No autocast for the small levels (≤ `fp32_max_res`): their rounding errors would be amplified by every later level."
-        return torch.autocast(device_type, enabled=False) if res <= self.fp32_max_res and torch.is_autocast_enabled(device_type) else contextlib.nullcontext()
+        "No autocast for the small levels (≤ `fp32_max_res`): every later level would amplify their rounding errors."
+        if res <= self.fp32_max_res and torch.is_autocast_enabled(device_type):
+            return torch.autocast(device_type, enabled=False)
+        return contextlib.nullcontext()
 
-    def forward(self, wa:torch.Tensor, alpha:torch.Tensor, feats:list, return_flows:bool=False):
-        dev = wa.device.type
-        with torch.autocast(dev, enabled=False):                                  # the latent in fp32: it sets every style
-            w = self.latent(wa.float(), alpha.float())
-        x = self.input.input.expand(len(w), -1, -1, -1)
-        if not torch.is_grad_enabled():                                           # inference: channels-last is ~2-4× faster on CPU
-            x = x.contiguous(memory_format=torch.channels_last)
-            feats = [f if f.is_contiguous(memory_format=torch.channels_last) or f.stride(0) == 0 else f.contiguous(memory_format=torch.channels_last) for f in feats]
-        with self._precision(4, dev): x = self.conv1(x, w)
-        rgb = raw = None; flows = []; fast = not torch.is_grad_enabled()
-        for i, (to_flow, to_rgb, feat) in enumerate(zip(self.to_flows, self.to_rgbs, feats)):
-            with self._precision(feat.shape[-1], dev):
-                if fast: x = self.convs[2 * i + 1](self.convs[2 * i](x, w, inplace=i > 0), w, inplace=True)
-                else: x = self.convs[2 * i + 1](self.convs[2 * i](x, w), w)
-            if fast:                                                              # same arithmetic, fewer passes over C channels
-                with torch.autocast(x.device.type, enabled=False):                # flows in fp32: a bf16 flow is off by ~S/256 px
-                    raw = to_flow.conv(x.float(), w) + to_flow.bias + (to_flow.upsample(raw) if raw is not None else 0)
-                    flow, mask = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
-                    warped = warp(feat.float(), flow)                             # grid_sample in fp32, as autocast would run it
-                    if self.rgb_from == "warped": rgb = to_rgb(warped, rgb, mask=mask)   # the 3-channel RGB path stays fp32 (cheap)
-                x = x.lerp_(warped.to(x.dtype), mask.to(x.dtype))                # x + m·(warped - x), in place
-                if self.rgb_from == "blend":
-                    with torch.autocast(x.device.type, enabled=False): rgb = to_rgb(x.float(), rgb)
-            else:
-                warped, x, raw, flow, mask = to_flow(x, w, feat, raw)
-                rgb = to_rgb(warped if self.rgb_from == "warped" else x, rgb)
+def _channels_last(f): # (B,C,H,W); a feature broadcast over B (stride 0) is left as it is
+    keep = f.is_contiguous(memory_format=torch.channels_last) or f.stride(0) == 0
+    return f if keep else f.contiguous(memory_format=torch.channels_last)
+
+# %% ../../nbs/22_stage1.renderer.ipynb #44d5a2bf
+class Synthesis(_SynthesisLayers):
+    "Render (B,3,S,S) from w_a (B,style), α (B,d) and the portrait's skip features f_l (8×8 … S×S)."
+    def _level(self, l:int, y, w, f, raw, rgb, fast:bool): # y_{l-1}, w, f_l, raw_{l-1}, rgb_{l-1}; fast: no autograd
+        "One level: y_l, (Δ_l, m_l), F_l, the blend and rgb_l, for training and inference alike."
+        dev, to_flow, to_rgb = y.device.type, self.to_flows[l], self.to_rgbs[l]
+        with self._precision(f.shape[-1], dev):
+            y = self.convs[2 * l](y, w, inplace=fast and l > 0)               # StyledConv↑2(y_{l-1}; w)
+            y = self.convs[2 * l + 1](y, w, inplace=fast)                    # y_l = StyledConv(·; w)
+        fp32 = torch.autocast(dev, enabled=False) if fast else contextlib.nullcontext()   # inference: Δ, F, RGB in fp32
+        cast = (lambda t: t.float()) if fast else (lambda t: t)             # (a bf16 Δ is off by ~S/256 px)
+        with fp32:
+            raw, flow, mask = to_flow.flow_mask(cast(y), w, raw)             # raw_l = M_l(y_l; w) + b_l + up(raw_{l-1})
+            warped = warp(cast(f), flow)                                     # F_l = warp(f_l, Δ_l)
+        if fast: y = y.lerp_(warped.to(y.dtype), mask.to(y.dtype))          # y_l ← y_l + m_l ⊙ (F_l − y_l), in place
+        else:
+            Fm = warped * mask                                               # F_l ⊙ m_l (inference: not on C channels)
+            y = Fm + y * (1 - mask)                                          # y_l ← F_l ⊙ m_l + y_l ⊙ (1 − m_l)
+        with fp32:
+            if self.rgb_from == "blend": rgb = to_rgb(cast(y), rgb)         # rgb_l = ToRGB_l(y_l) + up(rgb_{l-1})
+            elif fast: rgb = to_rgb(warped, rgb, mask=mask)                  # rgb_l = ToRGB_l(F_l ⊙ m_l) + up(·)
+            else: rgb = to_rgb(Fm, rgb)                                      # the same, in the equations' order
+        return y, raw, rgb, flow, mask
+
+    def forward(self, wa:torch.Tensor, # (B,style) w_a, the portrait's appearance latent
+                alpha:torch.Tensor, # (B,d) α, the motion code
+                feats:list, # f_l, the portrait's encoder features (B or 1,C,r,r) for r = 8 … S
+                return_flows:bool=False): # also return [(Δ_l, m_l)] for every level
+        dev, fast = wa.device.type, not torch.is_grad_enabled()             # no autograd: the in-place inference path
+        with torch.autocast(dev, enabled=False):                            # the latent in fp32: it sets every style
+            w = self.latent(wa.float(), alpha.float())                      # w = w_a + Qα
+        y = self.input.input.expand(len(w), -1, -1, -1)                     # the constant c (B,C,4,4)
+        if fast:                                                            # channels-last is ~2-4× faster on CPU
+            y, feats = y.contiguous(memory_format=torch.channels_last), [_channels_last(f) for f in feats]
+        with self._precision(4, dev): y = self.conv1(y, w)                   # y_4 = StyledConv(c; w)
+        raw, rgb, flows = None, None, []
+        for l, f in zip(range(len(self.to_flows)), feats):
+            y, raw, rgb, flow, mask = self._level(l, y, w, f, raw, rgb, fast)   # level l at r_l = 8·2^l
             if return_flows: flows.append((flow, mask))
-        return (rgb, flows) if return_flows else rgb
+        return (rgb, flows) if return_flows else rgb                        # rgb_S (no tanh)

@@ -28,18 +28,21 @@ class LSTMHead(nn.Module):
 ATTR_DIMS = {"location": 1, "scale": 1, "pose": 3}          # k per attribute; this is also the order of application
 OFFICIAL_NAMES = {"location": "location", "scale": "face_scale", "pose": "pose"}   # module-name stem in the checkpoints
 ATTR_RANGES = {"location": (0.0, 1.0), "scale": (0.0, 1.0), "pose": (-1.0, 1.0)}
-_UNITS = {"location": "nose-tip x / 512", "scale": "brow-chin distance / 512", "pose": "yaw, pitch, roll in degrees / 90"}
+_UNITS = {"location": "nose-tip x / 512", "scale": "brow-chin distance / 512",
+          "pose": "yaw, pitch, roll in degrees / 90"}
 
 def _signal(v, name:str, attr:str, x:torch.Tensor, check_range:bool) -> torch.Tensor:
     "`v` as a (B,T,k) tensor like `x` (broadcasting batch or time of size 1), or a ValueError naming `name`."
     (B, T, _), k = x.shape, ATTR_DIMS[attr]
     v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
     if v.dim() != 3 or v.shape[-1] != k or v.shape[0] not in (1, B) or v.shape[1] not in (1, T):
-        raise ValueError(f"{name} must have shape (B,T,{k}) = ({B},{T},{k}) (batch or time may be 1), got {tuple(v.shape)}")
+        raise ValueError(f"{name} must have shape (B,T,{k}) = ({B},{T},{k}) (batch or time may be 1), "
+                         f"got {tuple(v.shape)}")
     lo, hi = ATTR_RANGES[attr]
     if check_range and v.numel() and (v.min() < lo - 1e-6 or v.max() > hi + 1e-6):
+        hint = " (divide degrees by 90)" if attr == "pose" else ""
         raise ValueError(f"{name} must be {_UNITS[attr]}, within [{lo:g}, {hi:g}]; got values in "
-                         f"[{v.min().item():.3g}, {v.max().item():.3g}]" + (" (divide degrees by 90)" if attr == "pose" else ""))
+                         f"[{v.min().item():.3g}, {v.max().item():.3g}]" + hint)
     return v.expand(B, T, k)
 
 # %% ../../nbs/31_stage2.adapter.ipynb #2b46679f
@@ -67,7 +70,8 @@ class VarianceAdapter(nn.Module):
                 teacher_forcing:bool=False, # True: E_a gets a*; False (official): E_a gets the prediction
                ) -> tuple: # (h (B,T,d), {attr: prediction (B,T,k)} for every attribute not controlled)
         if not torch.is_tensor(x) or x.dim() != 3 or x.shape[-1] != self.d:
-            raise ValueError(f"x must be a (B,T,{self.d}) tensor, got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"x must be a (B,T,{self.d}) tensor, got {got}")
         controls, targets, preds = dict(controls or {}), dict(targets or {}), {}
         if set(controls) - set(self.attrs):
             raise ValueError(f"controls {sorted(set(controls) - set(self.attrs))} are not handled by this adapter; "

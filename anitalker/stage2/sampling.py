@@ -21,7 +21,8 @@ def plan_windows(n_frames:int, # T, video frames of the clip
                 ) -> list[tuple[int, int]]:
     "Equal-length windows [s, e) covering frames 0…T, neighbours overlapping by at least `overlap` − 1 frames."
     if int(n_frames) < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    if not 0 <= overlap <= max_window // 2: raise ValueError(f"overlap must be in [0, max_window // 2 = {max_window // 2}], got {overlap}")
+    if not 0 <= overlap <= max_window // 2:
+        raise ValueError(f"overlap must be in [0, max_window // 2 = {max_window // 2}], got {overlap}")
     if n_frames <= max_window: return [(0, int(n_frames))]
     n = math.ceil((n_frames - overlap) / (max_window - overlap))
     W = math.ceil((n_frames + (n - 1) * overlap) / n)
@@ -30,24 +31,27 @@ def plan_windows(n_frames:int, # T, video frames of the clip
 def crossfade_weights(windows:list, # from `plan_windows`
                      ) -> torch.Tensor: # (n_windows, W)
     "Blending weights: linear ramps across each overlap, 1 elsewhere; at every frame they sum to 1 over the windows."
-    W = windows[0][1] - windows[0][0]; w = torch.ones(len(windows), W)
+    W = windows[0][1] - windows[0][0]
+    w = torch.ones(len(windows), W)
     for k in range(len(windows) - 1):
         o = windows[k][1] - windows[k + 1][0]                                # frames shared with the next window
         if o > 0:
             r = torch.arange(1, o + 1, dtype=torch.float32) / (o + 1)        # 1/(o+1) … o/(o+1)
-            w[k + 1, :o] = r; w[k, W - o:] = 1 - r
+            w[k + 1, :o] = r                                                 # window k+1 ramps up
+            w[k, W - o:] = 1 - r                                             # window k ramps down
     return w
 
 def blend_windows(x:torch.Tensor, # (n_windows, W, d) per-window results
                   windows:list, n_frames:int) -> torch.Tensor: # (T, d)
     "The crossfaded sequence of per-window results."
-    w = crossfade_weights(windows).to(x.dtype); out = x.new_zeros(n_frames, x.shape[-1])
+    w = crossfade_weights(windows).to(x.dtype)
+    out = x.new_zeros(n_frames, x.shape[-1])
     for k, (s, e) in enumerate(windows): out[s:e] += w[k, :, None] * x[k]
     return out
 
 # %% ../../nbs/33_stage2.sampling.ipynb #e0dea91a
 def audio_layout(gen) -> tuple[int, int]:
-    "(time axis, audio frames per video frame) of a generator's audio input: HuBERT (1,L,2T,C) → (2, 2); MFCC (1,4T,39) → (1, 4)."
+    "(time axis, audio frames per video frame) of a generator's audio: HuBERT (1,L,2T,C) → (2, 2), MFCC → (1, 4)."
     v = gen.cfg.variant
     if v.startswith("hubert"): return 2, 2
     if v.startswith("mfcc"): return 1, 4
@@ -66,20 +70,52 @@ def _cat(items):
 def epsilon_of(out:torch.Tensor, # (B,T,d) the network's output
                x_t:torch.Tensor, # (B,T,d) its input
                t:int, alphas_cumprod:torch.Tensor, # ᾱ of the scheduler
-               prediction:str="epsilon") -> torch.Tensor: # 'epsilon' (official), 'sample' (x̂₀) or 'v' (v̂ = √ᾱ ε − √(1−ᾱ) x₀)
-    "ε̂ for the scheduler: the output itself, (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t) from a predicted sample, √(1−ᾱ_t)·x_t + √ᾱ_t·v̂ from v."
+               prediction:str="epsilon", # 'epsilon' (official), 'sample' (x̂₀) or 'v' (v̂ = √ᾱ ε − √(1−ᾱ) x₀)
+              ) -> torch.Tensor:
+    "ε̂ for the scheduler: the output, (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t) from a sample, √(1−ᾱ_t)·x_t + √ᾱ_t·v̂ from v."
     if prediction == "epsilon": return out
-    if prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
-    ab = alphas_cumprod[int(t)].to(torch.float64); x, o = x_t.double(), out.double()
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
+    ab = alphas_cumprod[int(t)].to(torch.float64)
+    x, o = x_t.double(), out.double()
     e = (x - ab.sqrt() * o) / (1 - ab).sqrt() if prediction == "sample" else (1 - ab).sqrt() * x + ab.sqrt() * o
     return e.to(out.dtype)
 
-def diffusion_target(prediction:str, x0:torch.Tensor, noise:torch.Tensor, abar:torch.Tensor) -> torch.Tensor: # abar broadcastable to x0
-    "What the network should output for x_t = √ᾱ·x₀ + √(1−ᾱ)·ε: ε, x₀, or v = √ᾱ·ε − √(1−ᾱ)·x₀ (the inverse of `epsilon_of`)."
-    if prediction not in PREDICTIONS: raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
+def diffusion_target(prediction:str, x0:torch.Tensor, noise:torch.Tensor,
+                     abar:torch.Tensor) -> torch.Tensor: # abar broadcastable to x0
+    "The network's target for x_t = √ᾱ·x₀ + √(1−ᾱ)·ε: ε, x₀, or v = √ᾱ·ε − √(1−ᾱ)·x₀ (`epsilon_of` inverted)."
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
     if prediction == "epsilon": return noise
     return x0 if prediction == "sample" else abar.sqrt() * noise - (1 - abar).sqrt() * x0
 
+# %% ../../nbs/33_stage2.sampling.ipynb #f57d085f
+def _check_inputs(gen, audio, controls, dtype) -> tuple: # (time axis, audio frames per video frame, T, controls)
+    "A clip's audio layout and frame count and its non-None controls, each checked (a ValueError on a mismatch)."
+    ax, r = audio_layout(gen)
+    if audio.ndim != ax + 2 or audio.shape[0] != 1:
+        want = "(1,4T,39)" if ax == 1 else "(1,L,2T,C)"
+        raise ValueError(f"audio must be one clip shaped {want}, got {tuple(audio.shape)}")
+    T = audio.shape[ax] // r
+    if T < 1: raise ValueError(f"audio has {audio.shape[ax]} feature frames: fewer than {r}, one video frame")
+    if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    controls = {k: v for k, v in (controls or {}).items() if exists(v)}
+    for k, v in controls.items():
+        if v.ndim != 3 or v.shape[:2] != (1, T):
+            raise ValueError(f"control {k!r} must be (1,{T},k) for {T} frames, got {tuple(v.shape)}")
+    return ax, r, T, controls
+
+def _ddim_windows(gen, sched, x, cond, a0, w0, # x (B,W,d) x_T of B windows, cond their condition c
+                  ctx, eta, g, bar) -> torch.Tensor: # (B,W,d) their x_0
+    "The DDIM loop on a batch of windows; only `denoise` runs in it, the condition was computed before."
+    for t in sched.timesteps:
+        with ctx(): out = gen.denoise(x, int(t), cond, a0, w0)                 # ε_θ(x_t, t, c)
+        eps = epsilon_of(out.float(), x, int(t), sched.alphas_cumprod, getattr(gen.cfg, "prediction", "epsilon"))
+        x = sched.step(eps, int(t), x, eta=eta, generator=g).prev_sample       # x_t → x_{t_prev}
+        bar.update(1)
+    return x
+
+# %% ../../nbs/33_stage2.sampling.ipynb #af97656a
 @torch.inference_mode()
 def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.motion_dim, condition, denoise)
                   audio:torch.Tensor, # (1,4T,39) MFCC or (1,L,2T,C) HuBERT hidden states
@@ -87,38 +123,31 @@ def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.mo
                   wa_start:torch.Tensor, # (1,style) the portrait's appearance latent
                   controls:dict|None=None, # {'pose': (1,T,3) in [-1,1], 'location': (1,T,1), 'scale': (1,T,1)}
                   steps:int=50, eta:float=0.0, seed:int=0, scheduler=None, # default: DDIMScheduler()
-                  max_window:int=250, overlap:int=10, window_batch:int=8, dtype:str="float32", progress:bool=False) -> dict:
-    "{'motion': (T,d), 'predictions': {attr: (T,k)}, 'windows', 'x_T'}: condition once per window, DDIM on all windows of a group as one batch, crossfade."
+                  max_window:int=250, overlap:int=10, window_batch:int=8,
+                  dtype:str="float32", progress:bool=False) -> dict:
+    "{'motion': (T,d), 'predictions', 'windows', 'x_T'}: the condition once per window, DDIM on batched windows."
     from tqdm.auto import tqdm
-    ax, r = audio_layout(gen)
-    if audio.ndim != ax + 2 or audio.shape[0] != 1: raise ValueError(f"audio must be one clip shaped {'(1,4T,39)' if ax == 1 else '(1,L,2T,C)'}, got {tuple(audio.shape)}")
-    T = audio.shape[ax] // r
-    if T < 1: raise ValueError(f"audio has {audio.shape[ax]} feature frames: fewer than {r}, one video frame")
-    if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    controls = {k: v for k, v in (controls or {}).items() if exists(v)}
-    for k, v in controls.items():
-        if v.ndim != 3 or v.shape[:2] != (1, T): raise ValueError(f"control {k!r} must be (1,{T},k) for {T} frames, got {tuple(v.shape)}")
+    ax, r, T, controls = _check_inputs(gen, audio, controls, dtype)
     wins = plan_windows(T, max_window, overlap)
-    sched = default(scheduler, DDIMScheduler()); sched.set_timesteps(steps)
+    sched = default(scheduler, DDIMScheduler())
+    sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(int(seed))
-    x_T = torch.randn(1, T, gen.cfg.motion_dim, generator=g)
+    x_T = torch.randn(1, T, gen.cfg.motion_dim, generator=g)                   # x_T for the whole clip
     ctx = (lambda: torch.autocast("cpu", torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
     xs, preds = [], []
-    bar = tqdm(total=len(sched.timesteps) * math.ceil(len(wins) / window_batch), desc="DDIM", disable=not progress)
+    n_groups = math.ceil(len(wins) / window_batch)
+    bar = tqdm(total=len(sched.timesteps) * n_groups, desc="DDIM", disable=not progress)
     for i in range(0, len(wins), window_batch):
-        grp = wins[i:i + window_batch]; B = len(grp)
-        a = torch.cat([_slice(audio, ax, s * r, e * r) for s, e in grp])
+        grp = wins[i:i + window_batch]
+        a = torch.cat([_slice(audio, ax, s * r, e * r) for s, e in grp])     # the group's audio, one window a row
         c = {k: torch.cat([_slice(v, 1, s, e) for s, e in grp]) for k, v in controls.items()} or None
-        with ctx(): cond = gen.condition(a, controls=c)                      # once per window, not per step
-        x, a0, w0 = torch.cat([x_T[:, s:e] for s, e in grp]), alpha_start.expand(B, -1), wa_start.expand(B, -1)
-        for t in sched.timesteps:
-            with ctx(): out = gen.denoise(x, int(t), cond, a0, w0)
-            eps = epsilon_of(out.float(), x, int(t), sched.alphas_cumprod, getattr(gen.cfg, "prediction", "epsilon"))
-            x = sched.step(eps, int(t), x, eta=eta, generator=g).prev_sample
-            bar.update(1)
-        xs.append(x); preds.append(cond.get("predictions") if isinstance(cond, dict) else None)
+        with ctx(): cond = gen.condition(a, controls=c)                      # c: once per window, not per step
+        x = torch.cat([x_T[:, s:e] for s, e in grp])                         # overlapping windows share x_T
+        a0, w0 = alpha_start.expand(len(grp), -1), wa_start.expand(len(grp), -1)
+        xs.append(_ddim_windows(gen, sched, x, cond, a0, w0, ctx, eta, g, bar))
+        preds.append(cond.get("predictions") if isinstance(cond, dict) else None)
     bar.close()
-    motion = blend_windows(torch.cat(xs), wins, T)
+    motion = blend_windows(torch.cat(xs), wins, T)                           # α̂_t = Σ_k w_k(t) α^(k)_t
     pr = _cat(preds) if preds[0] else {}
     pr = {k: blend_windows(v.float(), wins, T) for k, v in pr.items() if torch.is_tensor(v) and v.ndim == 3}
     return {"motion": motion, "predictions": pr, "windows": wins, "x_T": x_T[0]}

@@ -76,7 +76,8 @@ def _check_t(sched, t, B:int|None, name:str="timestep") -> torch.Tensor: # (1,) 
     tt = _timestep_tensor(t)
     if tt is None: raise ValueError(f"{name} must be an int or an integer tensor, got {type(t).__name__} {t!r:.60}")
     if tt.dim() > 1 or (tt.dim() == 1 and exists(B) and len(tt) not in (1, B)):
-        raise ValueError(f"{name} must be an int, a 0-d tensor or a (B,) tensor with B={B}, got shape {tuple(tt.shape)}")
+        raise ValueError(f"{name} must be an int, a 0-d tensor or a (B,) tensor with B={B}, "
+                         f"got shape {tuple(tt.shape)}")
     tt, T = tt.reshape(-1).cpu(), sched.num_train_timesteps
     if len(tt) and (tt.min() < 0 or tt.max() >= T):
         raise ValueError(f"{name} must lie in [0, {T - 1}], got {tt.min().item()}…{tt.max().item()}")
@@ -88,8 +89,8 @@ def _noise(x:torch.Tensor, generator:torch.Generator|None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=dev).to(x.device)
 
 # %% ../../nbs/30_stage2.schedulers.ipynb #86b3e74e
-class _Scheduler:
-    "The β/ᾱ tables, the sampling timesteps, q_sample and timestep checks shared by DDPM and DDIM."
+class _Tables:
+    "The β/ᾱ tables (float64, on the CPU), the sampling timesteps and each one's predecessor."
     def __init__(self, num_train_timesteps:int=1000, # T
                  beta_start:float=1e-4, # β_0
                  beta_end:float=0.02, # β_{T-1}
@@ -113,12 +114,21 @@ class _Scheduler:
     def _c(self, v:torch.Tensor, x:torch.Tensor) -> torch.Tensor: # (n,) float64 on the CPU -> (n,1,…,1) like x
         return v.to(_work_dtype(x)).to(x.device).reshape(-1, *[1] * (x.dim() - 1))
 
+    def __repr__(self):
+        eta = f", eta={self.eta}" if hasattr(self, "eta") else ""
+        return (f"{type(self).__name__}(T={self.num_train_timesteps}, linear β {self.beta_start:g}→{self.beta_end:g}, "
+                f"steps={self.num_inference_steps}, clip_sample={self.clip_sample}{eta})")
+
+# %% ../../nbs/30_stage2.schedulers.ipynb #8386e3d5
+class _Scheduler(_Tables):
+    "The tables, q_sample and the training timesteps: what DDPM and DDIM share."
     def add_noise(self, x0:torch.Tensor, # (B,...) clean samples x_0
                   noise:torch.Tensor, # (B,...) ε ~ N(0, I)
                   timesteps, # (B,) long tensor (an int or 0-d tensor applies to all)
                  ) -> torch.Tensor: # (B,...) x_t in x0's dtype
         "q_sample: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε."
-        _check_sample(x0, "x0"); _check_like(noise, x0, "noise", "x0")
+        _check_sample(x0, "x0")
+        _check_like(noise, x0, "noise", "x0")
         ab = self.alphas_cumprod[_check_t(self, timesteps, x0.shape[0], "timesteps")]        # ᾱ_t
         w = _work_dtype(x0)
         return (self._c(ab.sqrt(), x0) * x0.to(w) + self._c((1 - ab).sqrt(), x0) * noise.to(w)).to(x0.dtype)
@@ -132,11 +142,6 @@ class _Scheduler:
         t = torch.randint(0, self.num_train_timesteps, (B,), generator=generator, device=g_dev)
         return t if device is None else t.to(device)
 
-    def __repr__(self):
-        eta = f", eta={self.eta}" if hasattr(self, "eta") else ""
-        return (f"{type(self).__name__}(T={self.num_train_timesteps}, linear β {self.beta_start:g}→{self.beta_end:g}, "
-                f"steps={self.num_inference_steps}, clip_sample={self.clip_sample}{eta})")
-
 # %% ../../nbs/30_stage2.schedulers.ipynb #ae8bce40
 def _prev_of(sched, t:torch.Tensor): # (n,) long
     "t_prev (n,), -1 after the last step, and ᾱ_prev (n,) float64 (1 after the last step); ValueError off the schedule."
@@ -144,12 +149,14 @@ def _prev_of(sched, t:torch.Tensor): # (n,) long
     if (prev == -2).any():
         ts = sched.timesteps.tolist()
         raise ValueError(f"timestep {t[prev == -2][0].item()} is not one of the {len(ts)} sampling timesteps "
-                         f"({', '.join(map(str, ts[:3]))}, …, {ts[-1]}); call set_timesteps(N) or step through .timesteps")
+                         f"({', '.join(map(str, ts[:3]))}, …, {ts[-1]}); "
+                         "call set_timesteps(N) or step through .timesteps")
     return prev, torch.where(prev >= 0, sched.alphas_cumprod[prev.clamp(min=0)], torch.ones((), dtype=torch.float64))
 
 def _prepare(sched, model_output, timestep, sample):
     "Checked step inputs in the working dtype, t (n,), ᾱ_t and ᾱ_prev (n,) float64, t_prev (n,)."
-    x = _check_sample(sample, "sample"); _check_like(model_output, x, "model_output", "sample")
+    x = _check_sample(sample, "sample")
+    _check_like(model_output, x, "model_output", "sample")
     t = _check_t(sched, timestep, x.shape[0])
     prev, ab_prev = _prev_of(sched, t)
     w = _work_dtype(x)
@@ -165,7 +172,7 @@ class DDPMScheduler(_Scheduler):
         beta = 1 - ab[t] / ab_p                                                            # β'_t
         t0, t1 = self.timesteps[-1], self.timesteps[-2]                                   # τ_1 = 0 and τ_2
         beta1 = 1 - ab[t1] / ab[t0]
-        return torch.where(prev >= 0, beta, beta1 * (1 - ab[t0]) / (1 - ab[t1]))          # β̃_1 = β'_1 (1-ᾱ_τ1)/(1-ᾱ_τ2)
+        return torch.where(prev >= 0, beta, beta1 * (1 - ab[t0]) / (1 - ab[t1]))   # β̃_1 = β'_1 (1-ᾱ_τ1)/(1-ᾱ_τ2)
 
     def step(self, model_output:torch.Tensor, # (B,...) ε_θ(x_t, t)
              timestep, # t: int, 0-d or (B,) tensor, one of self.timesteps
@@ -183,12 +190,13 @@ class DDPMScheduler(_Scheduler):
             mean = mean + c(torch.where(prev >= 0, beta, 0.0).sqrt()) * _noise(x, generator)   # σ_t z, σ_t² = β'_t
         return SchedulerOutput(mean.to(sample.dtype), x0.to(sample.dtype))
 
-# %% ../../nbs/30_stage2.schedulers.ipynb #19790aa7
+# %% ../../nbs/30_stage2.schedulers.ipynb #f83cc20e
 def _check_eta(eta) -> float:
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be a float in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta!r}")
     return float(eta)
 
+# %% ../../nbs/30_stage2.schedulers.ipynb #19790aa7
 class DDIMScheduler(_Scheduler):
     "DDIM sampling (Song et al. 2021) on ddimN-spaced timesteps; η=0 (the default, as in AniTalker) is deterministic."
     def __init__(self, num_train_timesteps:int=1000, # T
