@@ -17,7 +17,7 @@ export MPLBACKEND := Agg
 help:
 	@echo "make quickstart  set up .venv (if needed) and run the main job on the built-in data"
 	@echo "make test        set up, check notebooks are clean/exported, run nbdev_test and pytest"
-	@echo "make docs        HTML pages from the notebooks into _docs/ (jupyter nbconvert)"
+	@echo "make docs        HTML pages from the notebooks into _docs/ (offline: local MathJax)"
 
 # Debian packages: real speech wavs (alsa-utils), TTS (espeak-ng, sox). Skipped when already present.
 apt:
@@ -63,10 +63,10 @@ pytest: setup
 
 test: check-clean nbtest pytest
 
+# pages without nbdev directives or hidden cells; maths by the MathJax of jupyter-server-mathjax, copied in: no CDN
 docs: setup
-	@mkdir -p _docs
-	$(BIN)/jupyter nbconvert --to html --output-dir _docs $$(find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
-	@echo "[docs] open _docs/index.html"
+	$(BIN)/python scripts/build_docs.py nbs _docs
+	@echo "[docs] open _docs/index.html (works offline)"
 
 export: setup
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export
