@@ -278,9 +278,8 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
         x0 = draw(base); src = ae.encode(x0)
         for f, (arg, lo, hi) in changes.items():
             k0, k1 = {**base, arg: lo}, {**base, arg: hi}
-            x0f, s0 = (
-                (x0, src) if lo == base[arg] else (lambda x: (x, ae.encode(x)))(draw(k0))
-            )  # the neutral portrait, once
+            # the neutral portrait, once
+            x0f, s0 = (x0, src) if lo == base[arg] else (lambda x: (x, ae.encode(x)))(draw(k0))
             x1 = draw(k1)
             if oracle:
                 g = torch.from_numpy(gt_code({_RENDER_KEYS[a]: [k0[a], k1[a]] for a in base})).to(dev)

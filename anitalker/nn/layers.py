@@ -202,9 +202,8 @@ class StyledConv(nn.Module):
                                     upsample=upsample, blur_kernel=blur_kernel)
         self.noise, self.activate = NoiseInjection(), FusedLeakyReLU(out_channel)
 
-    per_sample_min_px = (
-        64 * 64
-    )  # inference in bf16: input maps at least this large get one folded weight per sample (see below)
+    # inference in bf16: input maps at least this large get one folded weight per sample (see below)
+    per_sample_min_px = 64 * 64
 
     def forward(self, x, style, noise=None,
                 inplace:bool=False): # inference only: the caller allows x to be overwritten
@@ -225,9 +224,8 @@ class StyledConv(nn.Module):
         """Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv
         per sample: no passes over x for x·s and out·d."""
         c, r2 = self.conv, math.sqrt(2)
-        wb = (
-            (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
-        )  # (B,Cout,Cin,k,k)
+        # (B,Cout,Cin,k,k)
+        wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
         bias = (self.activate.bias * r2).reshape(-1).to(x.dtype); out = None
         for i in range(len(x)):
             wi = wb[i].to(x.dtype)
