@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json
 from pathlib import Path
+import numpy as np
 import anitalker
 from ..core import env_info, atomic_write
 
@@ -53,7 +54,7 @@ def render_template(name:str, **values) -> str:
     try: return Template((TEMPLATES/name).read_text()).substitute(values)
     except KeyError as e: raise KeyError(f"template {name!r} needs a value for ${e.args[0]}") from None
 
-# %% ../../nbs/73_reports.quickstart.ipynb #161fdeb4
+# %% ../../nbs/73_reports.quickstart.ipynb #a6bd523a
 def _png_uri(path):
     import base64
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
@@ -68,181 +69,127 @@ def _table(rows):
     return "<table>" + "".join("<tr>" + "".join(f"<{t}>{html.escape(str(c))}</{t}>" for c in r) + "</tr>"
                                for t, r in (("th" if i == 0 else "td", r) for i, r in enumerate(rows))) + "</table>"
 
-def quickstart_report(cfg, run, inputs, timing, total) -> dict:
-    """metrics.json, figures/frames.png + losses.png, quickstart.mp4 and a self-contained report.html from the phases'
-    outputs."""
-    import csv, shutil, html, numpy as np, matplotlib.pyplot as plt
+# %% ../../nbs/73_reports.quickstart.ipynb #0cf4fd2c
+def _generation(run:Path, inputs:dict, mg:dict) -> tuple[dict, list, np.ndarray]:
+    "What the generate phase made: its numbers, the videos, the real video of the audio's speaker."
+    import csv, shutil
     from anitalker.data.media import read_video
     from anitalker.data.datasets import Clip
     from anitalker.infer.watermark import detect_watermark
-    from PIL import Image
-    from anitalker.engine.trainer import plot_log, read_log
-    m1, m2, mg = (
-        check_metrics(json.loads((run / p / "metrics.json").read_text()), p, run / p / "metrics.json")
-        for p in ("stage1", "stage2", "generate")
-    )
     with open(run/"generate"/"results.csv", newline="") as f: res = list(csv.DictReader(f))
     bad = [f"{r['name']}: {r['error']}" for r in res if r["ok"] != "True"]
     if bad or not res:
-        raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run / 'generate' / 'generate.ipynb')!r}")
+        raise RuntimeError(f"quickstart: generation failed: {bad}; see {str(run/'generate'/'generate.ipynb')!r}")
     vids = [read_video(r["video"], fps=None) for r in res]
-    real = Clip.open(inputs["audio_clip"]).frames(); portrait = np.asarray(Image.open(run/"inputs"/"portrait.png"))
+    real = Clip.open(inputs["audio_clip"]).frames()
     shutil.copyfile(res[0]["video"], run/"quickstart.mp4")
     wm = detect_watermark(run/"quickstart.mp4", run=mg["label"])
     T = min(len(v) for v in vids)
-    gen = {
-        "video": str(run / "quickstart.mp4"),
-        "videos": [r["video"] for r in res],
-        "frames": T,
-        "seconds_per_video": mg["seconds_per_video"],
-        "watermark_found": bool(wm["found"]),
-        "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
-        "frame_change": [_frame_change(v) for v in vids],
-        "frame_change_real": _frame_change(real),
-        "seed_difference": round(float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean()), 3),
-        "label": mg["label"],
-    }
-    fig_dir = run/"figures"; fig_dir.mkdir(exist_ok=True)
-    idx = np.linspace(0, T - 1, 8).round().astype(int)
-    rows = [("real video of the audio's speaker", real), *((f"generated, {r['name']}", v) for r, v in zip(res, vids))]
-    fig, ax = plt.subplots(
-        len(rows), len(idx) + 1, figsize=(1.3 * (len(idx) + 1) + 1.6, 1.5 * len(rows)), squeeze=False
-    )
+    seed_diff = float(np.abs(vids[0][:T].astype(np.float32) - vids[1][:T]).mean())
+    gen = {"video": str(run/"quickstart.mp4"), "videos": [r["video"] for r in res], "names": [r["name"] for r in res],
+           "frames": T, "seconds_per_video": mg["seconds_per_video"], "watermark_found": bool(wm["found"]),
+           "watermark_bit_accuracy": round(float(wm["bit_accuracy"]), 4),
+           "frame_change": [_frame_change(v) for v in vids], "frame_change_real": _frame_change(real),
+           "seed_difference": round(seed_diff, 3), "label": mg["label"]}
+    return gen, vids, real
+
+# %% ../../nbs/73_reports.quickstart.ipynb #e92c43ae
+def _frames_figure(path:Path, portrait:np.ndarray, real:np.ndarray, gen:dict, vids:list):
+    "8 moments of the real video of the audio's speaker and of each generated video, the portrait beside them."
+    import matplotlib.pyplot as plt
+    idx = np.linspace(0, gen["frames"] - 1, 8).round().astype(int)
+    rows = [("real video of the audio's speaker", real), *((f"generated, {n}", v) for n, v in zip(gen["names"], vids))]
+    fig, ax = plt.subplots(len(rows), len(idx) + 1, figsize=(1.3 * len(idx) + 2.9, 1.5 * len(rows)), squeeze=False)
     for a in ax.flat: a.axis("off")
-    ax[1, 0].imshow(portrait); ax[1, 0].set_title("portrait", fontsize=7)
+    ax[1, 0].imshow(portrait)
+    ax[1, 0].set_title("portrait", fontsize=7)
     for r, (title, v) in enumerate(rows):
         for j, t in enumerate(idx):
             if t < len(v): ax[r, j + 1].imshow(v[t])
             if r == 0: ax[r, j + 1].set_title(f"{t / 25:.1f} s", fontsize=7)
-        ax[r, 0].text(
-            -0.1,
-            0.5,
-            title.replace(" of the ", "\nof the "),
-            transform=ax[r, 0].transAxes,
-            ha="right",
-            va="center",
-            fontsize=7,
-        )
+        ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right",
+                      va="center", fontsize=7)
     fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25)
-    fig.savefig(fig_dir / "frames.png", dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
-    k1 = [k for k in ("l1", "percep", "g_adv", "d", "mi", "ml") if k in read_log(run/"stage1"/"metrics.csv")]
-    k2 = [k for k in ("diff", "var_pose", "var_location", "var_scale") if k in read_log(run/"stage2"/"metrics.csv")]
+
+def _losses_figure(path:Path, run:Path):
+    "The two stages' loss curves, side by side."
+    import matplotlib.pyplot as plt
+    from anitalker.engine.trainer import plot_log, read_log
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
-    plot_log(run / "stage1" / "metrics.csv", k1, ax=ax[0], smooth=3)
-    ax[0].set_title("stage 1 losses")
-    ax[0].legend(fontsize=7)
-    ax[0].set_xlabel("step")
-    plot_log(run / "stage2" / "metrics.csv", k2, ax=ax[1], smooth=3)
-    ax[1].set_title("stage 2 losses")
+    for a, stage, keys in ((ax[0], "stage1", ("l1", "percep", "g_adv", "d", "mi", "ml")),
+                           (ax[1], "stage2", ("diff", "var_pose", "var_location", "var_scale"))):
+        log = run/stage/"metrics.csv"
+        plot_log(log, [k for k in keys if k in read_log(log)], ax=a, smooth=3)
+        a.set_title(f"stage {stage[-1]} losses"); a.legend(fontsize=7); a.set_xlabel("step")
     ax[1].set_yscale("log")
-    ax[1].legend(fontsize=7)
-    ax[1].set_xlabel("step")
-    plt.tight_layout(); fig.savefig(fig_dir/"losses.png", dpi=80); plt.close(fig)
+    plt.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+
+# %% ../../nbs/73_reports.quickstart.ipynb #ec2238d5
+def _f3(x) -> str: return "—" if x is None else f"{x:.3f}"
+
+def _numbers(m1:dict, m2:dict, gen:dict) -> list:
+    "The report's table: what, the value, how to read it (rows for optional measurements only when present)."
+    sr, lk, ev = m1["self_reenactment"], m1.get("leakage") or {}, m2["eval"]
+    dg = m1.get("diagnostics") or {}; cr, sp = dg.get("cross_reenactment"), dg.get("spread")
+    wm = f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND"
+    rows = [["what", "value", "read it as"],
+        ["stage 1: held-out self-reenactment PSNR", f"{sr['psnr']:.2f} dB", f"copy: {sr['copy_psnr']:.2f} dB"],
+        ["stage 1: held-out SSIM", _f3(sr["ssim"]), f"copy baseline {_f3(sr['copy_ssim'])}"],
+        ["stage 1: motion effect", f"{sr['motion_effect_psnr']:.1f} dB",
+         "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored"],
+        ["stage 1: identity leakage in α", _f3(lk.get("accuracy")), f"probe accuracy (chance {_f3(lk.get('chance'))})"],
+    ]
+    if cr: rows.append(["stage 1: exact cross-reenactment PSNR", f"{cr['psnr']:.2f} dB", "held-out A driven by B "
+                        f"against the exact render of A with B's factors; copying A gives {cr['copy_psnr']:.2f} dB"])
+    if sp: rows.append(["stage 1: α within clips vs across speakers",
+                        f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}",
+                        f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)"])
+    return rows + [
+        ["stage 2: mouth r (held-out)", _f3(ev["mouth_r"]),
+         f"probe ceiling on stage-1 α {_f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6"],
+        ["stage 2: pose-control r", _f3(ev["pose_r"]), "requested vs generated head pose"],
+        ["stage 2: seeds", f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}",
+         "different heads, the same lips"],
+        ["generated: frame change", ", ".join(f"{x:.2f}" for x in gen["frame_change"]),
+         f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}"],
+        ["generated: seed difference", f"{gen['seed_difference']:.2f}", "mean |seed 0 − seed 1| (0-255)"],
+        ["generated: watermark", wm, gen["label"]]]
+
+# %% ../../nbs/73_reports.quickstart.ipynb #5c7bbea2
+def quickstart_report(cfg, run:Path, inputs:dict, timing:dict, total:float) -> dict:
+    "From the phases' outputs: metrics.json, figures/frames.png + losses.png, quickstart.mp4 and report.html."
+    import html
+    from PIL import Image
+    from anitalker.metrics.stage1 import probe_table
+    m1, m2, mg = (check_metrics(json.loads((run/p/"metrics.json").read_text()), p, run/p/"metrics.json")
+                  for p in ("stage1", "stage2", "generate"))
+    gen, vids, real = _generation(run, inputs, mg)
+    fig_dir = run/"figures"; fig_dir.mkdir(exist_ok=True)
+    _frames_figure(fig_dir/"frames.png", np.asarray(Image.open(run/"inputs"/"portrait.png")), real, gen, vids)
+    _losses_figure(fig_dir/"losses.png", run)
     drop = ("config", "env")
     metrics = {"kit_version": anitalker.__version__, "stage1": {k: v for k, v in m1.items() if k not in drop},
                "stage2": {k: v for k, v in m2.items() if k not in drop}, "generate": gen, "inputs": inputs,
                "seconds": timing, "total_seconds": total, "config": cfg.to_dict(), "env": env_info()}
     atomic_write(run/"metrics.json", json.dumps(metrics, indent=1))
-    sr, lk, ev = m1["self_reenactment"], m1.get("leakage") or {}, m2["eval"]
-    dg = m1.get("diagnostics") or {}; cr, sp = dg.get("cross_reenactment"), dg.get("spread")
-    from anitalker.metrics.stage1 import probe_table
-    probes = probe_table(dg).splitlines()
-    probe_rows = (
-        [[c.strip() for c in l.strip("|").split("|")] for l in probes if not l.startswith("|---")]
-        if dg.get("probe")
-        else [["(no probes)"]]
-    )
-    fig1 = lambda name, title: (
-        f'<h3>{title}</h3><img src="{_png_uri(run / "stage1" / "figures" / name)}">'
-        if (run / "stage1" / "figures" / name).exists()
-        else ""
-    )
-    f3 = lambda x: "—" if x is None else f"{x:.3f}"
-    numbers = [
-        ["what", "value", "read it as"],
-        [
-            "stage 1: held-out self-reenactment PSNR",
-            f"{sr['psnr']:.2f} dB",
-            f"copying the source frame gives {sr['copy_psnr']:.2f} dB",
-        ],
-        ["stage 1: held-out SSIM", f3(sr["ssim"]), f"copy baseline {f3(sr['copy_ssim'])}"],
-        [
-            "stage 1: motion effect",
-            f"{sr['motion_effect_psnr']:.1f} dB",
-            "PSNR between renders with and without the target's motion; ≥ 60 dB: α is ignored",
-        ],
-        [
-            "stage 1: identity leakage into α",
-            f3(lk.get("accuracy")),
-            f"linear probe accuracy; chance {f3(lk.get('chance'))}",
-        ],
-        *(
-            [
-                [
-                    "stage 1: exact cross-reenactment PSNR",
-                    f"{cr['psnr']:.2f} dB",
-                    "held-out A driven by B against the exact render of A with B's factors; copying A gives "
-                    f"{cr['copy_psnr']:.2f} dB",
-                ]
-            ]
-            if cr
-            else []
-        ),
-        *(
-            [
-                [
-                    "stage 1: α within clips vs across speakers",
-                    f"{sp['within_clip_std']:.3g} vs {sp['across_speaker_std']:.3g}",
-                    f"motion share of α's variance {sp['motion_share']:.2f} (0: α is all identity)",
-                ]
-            ]
-            if sp
-            else []
-        ),
-        [
-            "stage 2: mouth r (held-out)",
-            f3(ev["mouth_r"]),
-            f"probe ceiling on stage-1 α {f3(ev.get('probe_mouth_r'))}; bar of the paper-size run 0.6",
-        ],
-        ["stage 2: pose-control r", f3(ev["pose_r"]), "requested vs generated head pose"],
-        [
-            "stage 2: seeds",
-            f"pose diff {ev['seed_pose_diff']:.2f}, mouth r {ev['seed_mouth_r']:.2f}",
-            "different heads, the same lips",
-        ],
-        [
-            "generated: frame change",
-            ", ".join(f"{x:.2f}" for x in gen["frame_change"]),
-            f"mean |Δ| per frame (0-255); the real video: {gen['frame_change_real']:.2f}",
-        ],
-        ["generated: seed difference", f"{gen['seed_difference']:.2f}", "mean |seed 0 − seed 1| (0-255)"],
-        [
-            "generated: watermark",
-            f"found, bit accuracy {gen['watermark_bit_accuracy']:.3f}" if gen["watermark_found"] else "NOT FOUND",
-            gen["label"],
-        ],
-    ]
-    times = [["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]
+    dg = m1.get("diagnostics") or {}
+    table = [l for l in probe_table(dg).splitlines() if not l.startswith("|---")]
+    probes = [[c.strip() for c in l.strip("|").split("|")] for l in table] if dg.get("probe") else [["(no probes)"]]
+    s1fig = lambda name, title: (f'<h3>{title}</h3><img src="{_png_uri(run/"stage1"/"figures"/name)}">'
+                                 if (run/"stage1"/"figures"/name).exists() else "")
     e = env_info()
-    envrow = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
-    page = render_template(
-        "quickstart.html",
-        data_dir=html.escape(str(cfg.data_dir)),
-        run=html.escape(str(run)),
-        portrait_speaker=html.escape(inputs["portrait_speaker"]),
-        audio_speaker=html.escape(inputs["audio_speaker"]),
-        version=anitalker.__version__,
-        frames_png=_png_uri(fig_dir / "frames.png"),
-        losses_png=_png_uri(fig_dir / "losses.png"),
-        numbers=_table(numbers),
-        probes=_table(probe_rows),
-        reenactment_png=_png_uri(run / "stage1" / "figures" / "reenactment.png"),
-        stage1_figures=fig1("cross_truth.png", "Cross-reenactment against the exact ground truth")
-        + fig1("diagnostics.png", "The diagnostics over training"),
-        mouth_and_pose_png=_png_uri(run / "stage2" / "figures" / "mouth_and_pose.png"),
-        times=_table(times),
-        machine=_table(envrow),
-    )
+    machine = [["machine", "value"], *([k, e[k]] for k in ("cpu", "torch", "torch_threads", "platform") if k in e)]
+    page = render_template("quickstart.html", data_dir=html.escape(str(cfg.data_dir)), run=html.escape(str(run)),
+        portrait_speaker=html.escape(inputs["portrait_speaker"]), audio_speaker=html.escape(inputs["audio_speaker"]),
+        version=anitalker.__version__, frames_png=_png_uri(fig_dir/"frames.png"),
+        losses_png=_png_uri(fig_dir/"losses.png"), numbers=_table(_numbers(m1, m2, gen)), probes=_table(probes),
+        reenactment_png=_png_uri(run/"stage1"/"figures"/"reenactment.png"),
+        stage1_figures=s1fig("cross_truth.png", "Cross-reenactment against the exact ground truth")
+                       + s1fig("diagnostics.png", "The diagnostics over training"),
+        mouth_and_pose_png=_png_uri(run/"stage2"/"figures"/"mouth_and_pose.png"),
+        times=_table([["phase", "seconds"], *([k, v] for k, v in timing.items()), ["total (this call)", total]]),
+        machine=_table(machine))
     atomic_write(run/"report.html", page)
     return {**metrics, "report": str(run/"report.html")}
