@@ -214,7 +214,7 @@ def bench_stage1_train(
     from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
     from anitalker.losses.image import l1_loss, SSIMLoss
     motion_res = default(motion_res, 32 if preset == "tiny" else 0)
-    cfg = Stage1TrainConfig(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference")
+    cfg = Stage1TrainConfig.tiny(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference")
     S = cfg.model_config().size
     rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
     combos = [

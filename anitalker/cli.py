@@ -141,7 +141,7 @@ def _train(args):
     if args.stage == "stage2":
         from anitalker.stage2.train import Stage2TrainConfig as Cfg, train_stage2 as train
     else: from anitalker.stage1.train import Stage1TrainConfig as Cfg, train_stage1 as train
-    cfg = Cfg.from_flat(read_params(args.params, args.set))
+    cfg = Cfg.from_params(read_params(args.params, args.set))   # `config: NAME` picks the preset (default tiny)
     print(f"checkpoint: {train(cfg, args.out, progress=not args.no_progress)}"); return 0
 
 def _experiment_args(p):

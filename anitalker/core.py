@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'atomic_open',
-           'atomic_write', 'atomic_save', 'make_run_dir', 'CheckpointError', 'load_checkpoint', 'env_info',
-           'load_manifest']
+__all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'GroupedConfig',
+           'flat_of', 'atomic_open', 'atomic_write', 'atomic_save', 'make_run_dir', 'CheckpointError',
+           'load_checkpoint', 'env_info', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -114,6 +114,58 @@ class Config:
         if not path.exists(): raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         text = path.read_text()
         return cls.from_yaml(text) if path.suffix in (".yaml", ".yml") else cls.from_json(text)
+
+# %% ../nbs/00_core.ipynb #cf5912ba
+@dataclass
+class GroupedConfig(Config):
+    "A config made of sub-configs (its groups); flat keys route to their group. Subclasses add preset classmethods."
+    PRESETS = ()                                          # names of the preset classmethods
+
+    @classmethod
+    def groups(cls) -> dict: # {group name: its Config class}
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in fields(cls) if _is_config_type(hints[f.name])}
+
+    @classmethod
+    def key_groups(cls) -> dict: # {flat key: group name}
+        out = {}
+        for g, t in cls.groups().items():
+            for f in fields(t):
+                if f.name in out: raise TypeError(f"{cls.__name__}: key {f.name!r} is in groups {out[f.name]!r} and {g!r}")
+                out[f.name] = g
+        return out
+
+    def with_flat(self, **flat):
+        "A copy with flat keys changed (`lr=1e-3`); a group may also be given whole (`train=TrainConfig(...)`)."
+        d, kg = self.to_dict(), self.key_groups()
+        for k, v in flat.items():
+            if k in d and isinstance(v, (Config, dict)): d[k] = {**d[k], **_to_plain(v)}
+            elif k in kg: d[kg[k]][k] = _to_plain(v)
+            else: raise KeyError(f"{type(self).__name__}: unknown key {k!r}; valid keys are {sorted(kg)}")
+        return type(self).from_dict(d)
+
+    @classmethod
+    def preset(cls, name:str, **flat):
+        "The preset `name` (one of `PRESETS`) with flat overrides."
+        if name not in cls.PRESETS: raise ValueError(f"{cls.__name__}: preset must be one of {list(cls.PRESETS)}, got {name!r}")
+        return getattr(cls, name)(**flat)
+
+    @classmethod
+    def from_flat(cls, d:dict, preset:str|None=None):
+        "From one flat dict over a preset (default: the first of `PRESETS`)."
+        return cls.preset(preset or cls.PRESETS[0], **d)
+
+    def replace(self, **changes): return self.with_flat(**changes)   # flat keys or whole groups
+
+    def to_flat(self) -> dict: return {k: v for g in self.to_dict().values() for k, v in g.items()}
+
+    def flat_text(self) -> str:
+        "The config printed flat, one line per group: what a run prints at its start."
+        return "\n".join(f"{g:>6}: " + ", ".join(f"{k}={v!r}" for k, v in d.items()) for g, d in self.to_dict().items())
+
+def flat_of(d:dict) -> dict:
+    "A stored config dict as one flat dict: grouped ({'model': {...}, ...}) or flat (older checkpoints) alike."
+    return {k: v for g, x in d.items() for k, v in (x.items() if isinstance(x, dict) and g != "train" else [(g, x)])}
 
 # %% ../nbs/00_core.ipynb #deef83b7
 @contextlib.contextmanager

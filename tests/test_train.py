@@ -25,7 +25,7 @@ import sys, torch, warnings
 warnings.simplefilter("ignore")
 from anitalker.cli import read_params
 from anitalker.stage1.train import Stage1TrainConfig, build_stage1_trainer
-cfg = Stage1TrainConfig.from_flat(read_params(sys.argv[1]))
+cfg = Stage1TrainConfig.from_params(read_params(sys.argv[1]))
 tr = build_stage1_trainer(cfg, sys.argv[2], progress=False)
 init = {k: v.clone() for k, v in tr.unwrap("net").state_dict().items()}
 tr.fit()

@@ -5,7 +5,7 @@
 # %% ../../nbs/42_infer.loading.ipynb #1f43a8b4
 from __future__ import annotations
 from pathlib import Path
-from ..core import load_checkpoint
+from ..core import load_checkpoint, flat_of
 from ..stage1.model import MotionAutoencoder, Stage1Config, load_stage1
 from ..stage2.generator import MotionGenerator, MotionNorm, Stage2Config, Stage2Net, VARIANTS, load_stage2
 
@@ -19,7 +19,7 @@ def stage1_of(run:Path, st2:dict) -> Path:
     "The stage-1 run folder of a kit run: RUN/stage1, else the folder the stage-2 run recorded (absolute paths only)."
     if checkpoint_of(run/"stage1").is_file(): return run/"stage1"
     if st2.get("stage1_run"): return Path(st2["stage1_run"])
-    lat = Path(st2.get("stage2", {}).get("latents", ""))
+    lat = Path(flat_of(st2.get("stage2", {})).get("latents", ""))
     if lat.is_absolute(): return lat.parent
     raise FileNotFoundError(
         f"stage-2 run {str(run)!r} names its stage 1 only by the relative latents path {str(lat)!r}; "

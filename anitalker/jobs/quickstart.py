@@ -13,24 +13,19 @@ from .runner import read_params, run_experiment, EXPERIMENTS_DIR
 from ..reports.quickstart import quickstart_report
 
 # %% auto #0
-__all__ = ['QS_STAGE1_RECIPE', 'QuickstartConfig', 'run_quickstart']
+__all__ = ['QuickstartConfig', 'run_quickstart']
 
-# %% ../../nbs/72_jobs.quickstart.ipynb #67e8aa0b
-QS_STAGE1_RECIPE = {}   # the learning recipe is params/tiny_cpu.yaml itself; quickstart-only overrides go here
-
+# %% ../../nbs/72_jobs.quickstart.ipynb #1d4030d0
 @dataclass
 class QuickstartConfig(Config):
-    "The main job: the tiny_cpu presets of both stages, shortened to fit 30 min on 2 CPU cores, then generation."
+    "The main job: both stages' `quickstart()` presets on the built-in data, then generation (30 min on 2 CPU cores)."
     seed: int = 0
-    data_dir: str = "data/synthetic/tiny_cpu_large"   # the tiny_cpu presets' built-in data (made once, then reused)
-    # the tiny_cpu recipe: 0.52 s/step on a 2-core AVX2 EPYC, 15.3 min (+1.1 min diagnostics, +2 min evaluation)
-    stage1_steps: int = 1750
-    stage2_steps: int = 600      # 5.1 min there with evaluation
-    gen_steps: int = 50          # DDIM steps of the generated videos
-    stage1: dict = field(
-        default_factory=lambda: dict(QS_STAGE1_RECIPE)
-    )  # more stage1_train parameters, over params/tiny_cpu.yaml
-    stage2: dict = field(default_factory=dict)  # more stage2_train parameters, over params/stage2_tiny_cpu.yaml
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # the built-in data (made once, then reused)
+    stage1_steps: int|None = None  # None: Stage1TrainConfig.quickstart()'s (1750: 15.3 min on a 2-core AVX2 EPYC)
+    stage2_steps: int|None = None  # None: Stage2TrainConfig.quickstart()'s (600: 5.1 min there, with evaluation)
+    gen_steps: int = 50            # DDIM steps of the generated videos
+    stage1: dict = field(default_factory=dict)   # more stage1_train parameters: config keys or the notebook's own
+    stage2: dict = field(default_factory=dict)   # more stage2_train parameters
 
     def with_sets(self, sets=()):
         """A copy with `KEY=VALUE` overrides: `stage1_steps=5`, `stage1.held_out=2`, `stage2.window=16` (values parsed
@@ -40,41 +35,31 @@ class QuickstartConfig(Config):
             stage, _, key = k.partition(".")
             if key and stage in ("stage1", "stage2"): d[stage][key] = v
             elif key or k not in d or k in ("stage1", "stage2"):
-                raise KeyError(
-                    f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, "
-                    "stage1.<stage1_train parameter>, stage2.<stage2_train parameter>"
-                )
+                raise KeyError(f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, "
+                               "stage1.<stage1_train parameter>, stage2.<stage2_train parameter>")
             else: d[k] = v
         return type(self).from_dict(d)
 
-def _quickstart_params(cfg, out):
-    "The parameters of each papermill phase (over the presets)."
+# %% ../../nbs/72_jobs.quickstart.ipynb #126e8df6
+def _quickstart_params(cfg:QuickstartConfig, out:Path):
+    "The parameters of each papermill phase: the `quickstart` presets, the steps and what `--set` changed."
+    from anitalker.stage1.train import Stage1TrainConfig
+    from anitalker.stage2.train import Stage2TrainConfig
     for k in ("stage1_steps", "stage2_steps", "gen_steps"):
         v = getattr(cfg, k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if (v is not None or k == "gen_steps") and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
-    base = read_params(EXPERIMENTS_DIR/"params"/"tiny_cpu.yaml")
-    s1 = {"data_dir": str(cfg.data_dir), "seed": cfg.seed, "steps": cfg.stage1_steps, **cfg.stage1}
-    held = s1.get("held_out", base["held_out"])
+    run = {"config": "quickstart", "data_dir": str(cfg.data_dir), "seed": cfg.seed}
+    s1 = {**run, "steps": cfg.stage1_steps or Stage1TrainConfig.quickstart().train.steps, **cfg.stage1}
+    held = s1.get("held_out", Stage1TrainConfig.quickstart().data.held_out)
     if not isinstance(held, int) or held < 2:
         raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
-    s2 = {
-        "data_dir": str(cfg.data_dir),
-        "seed": cfg.seed,
-        "steps": cfg.stage2_steps,
-        "held_out": held,
-        "stage1_run": str(out / "stage1"),
-        **cfg.stage2,
-    }
-    gen = {
-        "jobs": str(out / "inputs" / "jobs.csv"),
-        "run": str(out),
-        "steps": cfg.gen_steps,
-        "seed": cfg.seed,
-        "crop": "none",
-    }
+    s2 = {**run, "steps": cfg.stage2_steps or Stage2TrainConfig.quickstart().train.steps, "held_out": held,
+          "stage1_run": str(out/"stage1"), **cfg.stage2}
+    gen = {"jobs": str(out/"inputs"/"jobs.csv"), "run": str(out), "steps": cfg.gen_steps, "seed": cfg.seed, "crop": "none"}
     return {"stage1": ("stage1_train", s1), "stage2": ("stage2_train", s2), "generate": ("generate", gen)}, held
 
+# %% ../../nbs/72_jobs.quickstart.ipynb #5b147d21
 def _last_step(path) -> int:
     "The step of the last row of a trainer's metrics.csv (0 if none yet)."
     try:
@@ -105,6 +90,7 @@ class _StepWatch:
     def __exit__(self, *exc):
         if self.enabled: self.stop.set(); self.thread.join(); self._update(); self.bar.close()
 
+# %% ../../nbs/72_jobs.quickstart.ipynb #4bfc9216
 def _quickstart_inputs(cfg, out, held):
     "A held-out identity's portrait and another held-out speaker's audio; the jobs CSV of the generate phase."
     import shutil, csv
@@ -125,6 +111,7 @@ def _quickstart_inputs(cfg, out, held):
         "audio_clip": str(b.path),
     }
 
+# %% ../../nbs/72_jobs.quickstart.ipynb #abb0d0bc
 def run_quickstart(
     out: str | Path = "runs/quickstart",  # run folder (created; a finished phase with the same parameters is reused)
     cfg: QuickstartConfig | None = None,

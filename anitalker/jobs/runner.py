@@ -10,7 +10,7 @@ import anitalker
 from ..core import make_run_dir, env_info
 
 # %% auto #0
-__all__ = ['EXPERIMENTS_DIR', 'read_params', 'run_experiment']
+__all__ = ['EXPERIMENTS_DIR', 'read_params', 'route_parameters', 'run_experiment']
 
 # %% ../../nbs/71_jobs.runner.ipynb #b7c2070f
 def read_params(path=None, # YAML file of flat parameters, or None
@@ -28,6 +28,17 @@ def read_params(path=None, # YAML file of flat parameters, or None
         if "=" not in kv: raise ValueError(f"--set expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1); d[k.strip()] = yaml.safe_load(v)
     return d
+
+# %% ../../nbs/71_jobs.runner.ipynb #52cbed8a
+def route_parameters(nb:Path, P:dict) -> dict:
+    "Parameters for papermill: the notebook's own as given, any other key into its `overrides` dict."
+    import papermill as pm
+    own = set(pm.inspect_notebook(str(nb)))
+    extra = {k: v for k, v in P.items() if k not in own}
+    if not extra: return dict(P)
+    if "overrides" not in own:
+        raise KeyError(f"{nb.stem} has no parameter(s) {sorted(extra)}; it takes {sorted(own)}")
+    return {**{k: v for k, v in P.items() if k in own}, "overrides": {**P.get("overrides", {}), **extra}}
 
 # %% ../../nbs/71_jobs.runner.ipynb #d7884ab6
 EXPERIMENTS_DIR = (
@@ -52,6 +63,7 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
             )
     P = read_params(params, () if isinstance(sets, dict) else sets)
     if isinstance(sets, dict): P.update(sets)
+    P = route_parameters(nb, P)
     h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
     out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)

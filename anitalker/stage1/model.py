@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn
-from ..core import Config, exists, default, load_checkpoint
+from ..core import Config, exists, default, load_checkpoint, flat_of
 from .encoder import Encoder
 from .renderer import Synthesis
 
@@ -171,9 +171,9 @@ def load_stage1(path, # a kit stage-1 run folder, its ckpt/last.pt, or that file
     if not isinstance(st, dict) or "stage1" not in st:
         raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
     sd = st["ema"]["net"] if ema else st["models"]["net"]
-    ae = MotionAutoencoder(model_config_of(st["stage1"]))
+    ae = MotionAutoencoder(model_config_of(flat_of(st["stage1"])))   # grouped or flat (older runs)
     ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})  # the trained wrapper holds it as `ae`
-    ae.train_config, ae.speakers = dict(st["stage1"]), st.get("speakers")
+    ae.train_config, ae.speakers = flat_of(st["stage1"]), st.get("speakers")
     return ae.eval()
 
 # %% ../../nbs/24_stage1.model.ipynb #cb49ee42

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch.func import functional_call
-from ..core import Config, exists, default, atomic_write, load_checkpoint
+from ..core import Config, GroupedConfig, exists, default, atomic_write, load_checkpoint
 from ..engine.trainer import TrainConfig, Trainer
 from ..data.datasets import Stage1PairDataset, list_clips, latent_path, to_tensor, split_speakers
 from .model import MotionAutoencoder, Stage1Config, PRESETS, model_config_of, load_stage1
@@ -20,123 +20,143 @@ from ..losses.club import CLUBMean
 from ..losses.metric import AAMSoftmax, triplet_loss
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'Stage1TrainConfig', 'oracle_code', 'Stage1Net', 'copy_init', 'DiscriminatorLoss', 'perceptual_loss',
-           'change_weight', 'jitter_frames', 'stage1_step', 'sample_grid', 'build_stage1_trainer', 'train_stage1',
-           'plot_drive_study', 'write_latents']
+__all__ = ['Stage1Model', 'Stage1Loss', 'Stage1Optim', 'Stage1Data', 'Stage1TrainConfig', 'oracle_code', 'Stage1Net', 'copy_init',
+           'DiscriminatorLoss', 'perceptual_loss', 'change_weight', 'jitter_frames', 'stage1_step', 'sample_grid',
+           'build_stage1_trainer', 'train_stage1', 'plot_drive_study', 'write_latents']
 
-# %% ../../nbs/28_stage1.train.ipynb #c05a01a5
-RUN_KEYS = (
-    "out_dir",
-    "num_processes",
-    "make_data",
-    "data_ids",
-    "data_clips",
-    "data_seconds",
-    "data_size",
-    "data_features",
-    "eval_pairs_per_clip",
-    "write_latents",
-)  # experiment parameters about where/how to run, not the config
-
+# %% ../../nbs/28_stage1.train.ipynb #a1740ce1
 @dataclass
-class Stage1TrainConfig(Config):
-    preset: str = "tiny"               # model preset: 'tiny', 'paper' or 'lia'
+class Stage1Model(Config):
+    "What is built: the autoencoder preset and the options a stage-1 run changes (`model_config_of` makes its Stage1Config)."
+    preset: str = "tiny"               # 'tiny', 'paper' or 'lia'
     projector: str = "lmd"             # 'lmd' (orthonormal basis) or 'fc' (ablation)
-    motion_res: int = 0  # 0: α from w_a (official); 8, 16, …: α from that encoder map (a spatial motion path)
-    motion_keypoints: int = 0  # with motion_res: K soft-argmax keypoint positions read beside the map (see 'keypoints')
-    motion_global: bool = (
-        False  # with motion_res: the HAL-pooled w_a added to the spatial feature (targets: full encoder)
-    )
-    code_source: str = (
-        "encoder"  # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code
-    )
-                                       # (built-in data only; measures the renderer apart from the encoder)
-    # renderer input: w_a + Q·(α(target) − α(source)) (learns; see 'The drive') or 'absolute' (official)
-    drive: str = "difference"
-    rgb_from: str = "warped"  # ToRGB input: 'warped' (official) or 'blend' (the decoder paints where the mask is low)
     motion_dim: int = 20               # d
-    widths: tuple | None = (
-        None  # encoder/renderer channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
-    )
+    widths: tuple|None = None          # channels at 4, 8, …, size (None: the preset's; tiny (256, 256, 128, 64, 32))
     style_dim: int|None = None         # latent width (None: the preset's; tiny 256)
     use_hal: bool = True               # Hierarchical Aggregation Layer (ablation: off)
-    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the tiny_cpu presets make
-    held_out: int = 2                  # the last N speakers (sorted) are never trained on (evaluation)
-    lr: float = 2e-3
-    betas: tuple = (0.0, 0.99)         # StyleGAN2 / LIA Adam betas
+    motion_res: int = 0                # 0: α from w_a (official); 8, 16, …: from that encoder map (a spatial path)
+    motion_keypoints: int = 0          # with motion_res: K soft-argmax keypoints read beside the map ('keypoints')
+    motion_global: bool = False        # with motion_res: + the HAL-pooled w_a (targets: the full encoder)
+    # renderer input: 'difference' w_a + Q·(α(target) − α(source)) (learns; 'The drive') or 'absolute' (official)
+    drive: str = "difference"
+    rgb_from: str = "warped"           # ToRGB input: 'warped' (official) or 'blend' (paints where the mask is low)
+    # 'encoder' (α from images) or 'oracle': the ground-truth factor differences as the code (built-in data only;
+    # measures the renderer apart from the encoder)
+    code_source: str = "encoder"
+    flow_init: float = 0.0             # ToFlow weights × this at start: 0 = zero flow, half mask; 1 = LIA's init
+    coarse_rgb_init: float = 0.0       # ToRGB weights below full resolution × this (0: only full res paints)
+    copy_init: bool = True             # fit the full-res ToRGB so the untrained render copies the source
+    def __post_init__(self):
+        _one_of(preset=(self.preset, tuple(PRESETS)), projector=(self.projector, ("lmd", "fc")),
+                code_source=(self.code_source, ("encoder", "oracle")))
+        if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
+
+def _one_of(**checks):
+    for k, (v, ok) in checks.items():
+        if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
+
+# %% ../../nbs/28_stage1.train.ipynb #1c56fd31
+@dataclass
+class Stage1Loss(Config):
+    "The objective: loss weights (supplementary §2.2.1: λ 1, 0.1, 1, 0.1, 0.1), the perceptual term, identity terms."
     w_recon: float = 1.0
     w_percep: float = 0.1              # λ1
     w_adv: float = 1.0                 # λ2
     w_mi: float = 0.1                  # λ3 (needs use_mi)
     w_ml: float = 0.1                  # λ4 (needs metric != 'none')
-    w_alpha: float = 0.0  # mean α² of source and target: under the difference drive α's per-person part gets no
-                                       # gradient from the reconstruction (it cancels); this keeps it from growing
-                                       # (stage 2 models α)
-    w_change: float = 0.0  # L1 weighted towards where target and source differ (`change_weight`; 0 = plain L1)
-    jitter_scale: float = 0.0  # targets zoomed by a random factor in [1 − this, 1 + this] (`jitter_frames`; 0 = off)
-    jitter_shift: float = 0.0          # and shifted by up to ± this fraction of the width
-    perceptual: str = "vgg"  # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (pixels, no weights) or 'none'
+    # mean α² of source and target: under the difference drive α's per-person part gets no gradient from the
+    # reconstruction (it cancels); this keeps it from growing (stage 2 models α)
+    w_alpha: float = 0.0
+    w_change: float = 0.0              # L1 weighted to where target and source differ (`change_weight`; 0: plain L1)
+    perceptual: str = "vgg"            # 'vgg' (LIA pyramid), 'lpips', 'pyramid_l1' / 'ssim' (no weights) or 'none'
     perceptual_weights: str|None = None  # backbone weights file; None: $TORCH_HOME/hub/checkpoints
     allow_random_perceptual: bool = False  # True: random backbone if the file is missing (labelled, not meaningful)
     metric: str = "aam"                # 'none', 'triplet' or 'aam'
     use_mi: bool = True                # CLUB between e_id and h_m
     club_steps: int = 1                # estimator steps per training step
-    club_lr: float = 1e-3
-    club_variance: str = (
-        "unit"  # CLUBMean's σ²: 'unit' (the reference) or 'ml' (residual variance, scale-free; see below)
-    )
-    mi_on: str = (
-        "h_m"  # CLUB between e_id and 'h_m' (estimator = the official identity_net_density) or 'alpha' (own estimator)
-    )
+    club_variance: str = "unit"        # CLUBMean's σ²: 'unit' (the reference) or 'ml' (residual variance)
+    mi_on: str = "h_m"                 # CLUB on 'h_m' (the official identity_net_density) or 'alpha' (own estimator)
     ml_start: int = 0                  # step from which the ML term enters the loss (logged before)
-    mi_start: int = 0                  # step from which the MI term enters the loss (the estimator trains from step 0)
+    mi_start: int = 0                  # step from which the MI term enters the loss (the estimator trains from 0)
     adv_start: int = 0                 # step from which the adversarial terms run
     r1_gamma: float = 0.0              # R1 on real images (0 = off), applied every r1_every steps (lazy)
     r1_every: int = 16
-    items_per_clip: int = 50
+    def __post_init__(self):
+        _one_of(perceptual=(self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")),
+                metric=(self.metric, ("none", "triplet", "aam")), club_variance=(self.club_variance, ("unit", "ml")),
+                mi_on=(self.mi_on, ("h_m", "alpha")))
+        if self.w_change < 0: raise ValueError(f"w_change must be >= 0, got {self.w_change}")
+
+@dataclass
+class Stage1Optim(Config):
+    "Adam for the model and the discriminator, and the CLUB estimator's own learning rate."
+    lr: float = 2e-3
+    betas: tuple = (0.0, 0.99)         # StyleGAN2 / LIA Adam betas
+    club_lr: float = 1e-3
+
+# %% ../../nbs/28_stage1.train.ipynb #1545d5a9
+@dataclass
+class Stage1Data(Config):
+    "Which clips, which speakers are held out, how pairs are drawn and cached, and the target's jitter."
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the quickstart preset make
+    held_out: int = 2                  # the last N speakers (sorted) are never trained on (evaluation)
+    items_per_clip: int = 50           # source/target pairs drawn per clip and epoch
     cache_clips: int = 512             # decoded clips kept in memory per data worker
     n_samples: int = 8                 # columns of the sample grid (held-out speakers)
-    flow_init: float = 0.0  # ToFlow weights × this at start: 0 = zero flow, half mask (see below); 1 = LIA's init
-    coarse_rgb_init: float = (
-        0.0  # ToRGB weights below full resolution × this at start (0: only the full-res level paints)
-    )
-    copy_init: bool = True             # fit the full-res ToRGB so the untrained render copies the source (see below)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
+    jitter_scale: float = 0.0          # targets zoomed by a random factor in [1 − this, 1 + this] (0: off)
+    jitter_shift: float = 0.0          # and shifted by up to ± this fraction of the width
     def __post_init__(self):
-        checks = {
-            "preset": (self.preset, tuple(PRESETS)),
-            "projector": (self.projector, ("lmd", "fc")),
-            "perceptual": (self.perceptual, ("vgg", "lpips", "pyramid_l1", "ssim", "none")),
-            "metric": (self.metric, ("none", "triplet", "aam")),
-            "club_variance": (self.club_variance, ("unit", "ml")),
-            "mi_on": (self.mi_on, ("h_m", "alpha")),
-            "code_source": (self.code_source, ("encoder", "oracle")),
-        }
-        for k, (v, ok) in checks.items():
-            if v not in ok: raise ValueError(f"{k} must be one of {list(ok)}, got {v!r}")
-        if self.motion_dim < 1: raise ValueError(f"motion_dim must be >= 1, got {self.motion_dim}")
-        if self.w_change < 0: raise ValueError(f"w_change must be >= 0, got {self.w_change}")
         if not (0 <= self.jitter_scale < 0.5 and self.jitter_shift >= 0):
-            raise ValueError(
-                f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {self.jitter_scale}, {self.jitter_shift}"
-            )
-        if (self.jitter_scale or self.jitter_shift) and self.code_source == "oracle":
-            raise ValueError(
-                "jitter_scale/jitter_shift change the target but not its ground truth: not with code_source='oracle'"
-            )
+            raise ValueError(f"jitter_scale must be in [0, 0.5) and jitter_shift >= 0, got {self.jitter_scale}, "
+                             f"{self.jitter_shift}")
         if self.held_out < 1:
             raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
-    def model_config(self) -> Stage1Config: return model_config_of(self.to_dict())
+
+# %% ../../nbs/28_stage1.train.ipynb #b4afb40c
+@dataclass
+class Stage1TrainConfig(GroupedConfig):
+    "Everything a stage-1 run is: `model`, `loss`, `optim`, `data` and `train` (steps, batch, logging: the run)."
+    PRESETS = ("tiny", "quickstart", "paper")
+    RUN_KEYS = ("out_dir", "num_processes", "make_data", "data_ids", "data_clips", "data_seconds", "data_size",
+                "data_features", "eval_pairs_per_clip", "write_latents")   # experiment parameters, not the config
+    model: Stage1Model = field(default_factory=Stage1Model)
+    loss: Stage1Loss = field(default_factory=Stage1Loss)
+    optim: Stage1Optim = field(default_factory=Stage1Optim)
+    data: Stage1Data = field(default_factory=Stage1Data)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    def __post_init__(self):
+        if (self.data.jitter_scale or self.data.jitter_shift) and self.model.code_source == "oracle":
+            raise ValueError("jitter_scale/jitter_shift change the target but not its ground truth: "
+                             "not with code_source='oracle'")
+    def model_config(self) -> Stage1Config: return model_config_of(self.model.to_dict())
+
     @classmethod
-    def from_flat(cls, d:dict):
-        "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`, the rest here."
-        tk = set(TrainConfig.__dataclass_fields__); d = {k: v for k, v in d.items() if k not in RUN_KEYS}
-        return cls.from_dict(
-            {**{k: v for k, v in d.items() if k not in tk}, "train": {k: v for k, v in d.items() if k in tk}}
-        )
-    def to_flat(self) -> dict:
-        d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
+    def tiny(cls, **flat):
+        "The tiny model with the paper's objective (all five terms): for tests and short experiments."
+        return cls().with_flat(**flat)
+
+    @classmethod
+    def quickstart(cls, **flat):
+        "The recipe that learns motion on 2 CPU cores in about 15 minutes (measured in this notebook, below)."
+        return cls(Stage1Model(drive="difference", motion_res=32),
+                   Stage1Loss(w_alpha=0.001, w_change=3.0, perceptual="ssim", w_percep=0.5, w_adv=0.0, metric="none",
+                              use_mi=False),
+                   Stage1Optim(lr=2e-3, betas=(0.9, 0.99)), Stage1Data(held_out=8),
+                   TrainConfig(steps=1750, batch_size=8, lr_schedule="cosine", warmup_steps=100, log_every=20,
+                               sample_every=350, ckpt_every=350, eval_every=350, cpu=True)).with_flat(**flat)
+
+    @classmethod
+    def paper(cls, **flat):
+        "The paper's sizes and objective on a prepared dataset, 4 GPUs (global batch 64 as in LIA)."
+        return cls(Stage1Model(preset="paper"), Stage1Loss(), Stage1Optim(), Stage1Data(data_dir="data/prepared", held_out=50),
+                   TrainConfig(steps=200_000, batch_size=16, num_workers=8, log_every=50, sample_every=1000,
+                               ckpt_every=2000)).with_flat(**flat)
+
+    @classmethod
+    def from_params(cls, params:dict):
+        "From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest overrides."
+        P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
+        return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
 
 # %% ../../nbs/28_stage1.train.ipynb #a686e74c
 class _Detached(nn.Module):
@@ -167,54 +187,54 @@ class Stage1Net(nn.Module):
             True  # without identity terms the targets need α only (the bench turns it off to time the saving)
         )
         with torch.no_grad():
-            for tf in self.ae.dec.to_flows: tf.conv.weight.mul_(cfg.flow_init)   # start from the identity warp
-            for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.coarse_rgb_init)
+            for tf in self.ae.dec.to_flows: tf.conv.weight.mul_(cfg.model.flow_init)   # start from the identity warp
+            for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.model.coarse_rgb_init)
         dec = self.ae.enc.net_decouping
-        if dec is None and (cfg.use_mi or cfg.metric != "none"):
+        if dec is None and (cfg.loss.use_mi or cfg.loss.metric != "none"):
             raise ValueError(
-                f"preset {cfg.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'"
+                f"preset {cfg.model.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'"
             )
-        self.aam = AAMSoftmax(self.ae.cfg.style_dim, n_speakers) if cfg.metric == "aam" else None
-        if cfg.use_mi:
+        self.aam = AAMSoftmax(self.ae.cfg.style_dim, n_speakers) if cfg.loss.metric == "aam" else None
+        if cfg.loss.use_mi:
             S, d = self.ae.cfg.style_dim, self.ae.cfg.motion_dim
             mu = (
                 dec.identity_net_density
-                if cfg.mi_on == "h_m"
+                if cfg.loss.mi_on == "h_m"
                 else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
             )
             self.club = CLUBMean(mu_net=mu)                                      # trained by the estimator optimiser
-            object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.club_variance))
+            object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.loss.club_variance))
     def _record_code_grad(self, g): self.code_grad = g.detach().float().norm(dim=1).mean()   # ‖∂L/∂code‖ per sample
-    def estimator_parameters(self): return list(self.club.parameters()) if self.cfg.use_mi else []
+    def estimator_parameters(self): return list(self.club.parameters()) if self.cfg.loss.use_mi else []
     def model_parameters(self):
         est = {id(p) for p in self.estimator_parameters()}; return [p for p in self.parameters() if id(p) not in est]
 
     def forward(self, batch:dict, mode:str="model"):
         if mode == "club": return self.club.learning_loss(batch["x"], batch["y"])
         c, B = self.cfg, len(batch["source"])
-        imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.metric == "triplet" else [])
-        ident = c.use_mi or c.metric != "none"  # the identity terms read the target's e_id
+        imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.loss.metric == "triplet" else [])
+        ident = c.loss.use_mi or c.loss.metric != "none"  # the identity terms read the target's e_id
         e = self.ae.enc(
             torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B
         )  # else targets: α only
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
-        if c.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
+        if c.model.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
         if code.requires_grad: code.register_hook(self._record_code_grad)
         out = {"recon": self.ae.dec(src["w_a"], code, src["feats"]), "code_std": code.detach().float().std(0).mean(),
                "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
         if exists(e["id"]) and ident:
             eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
             out.update(
-                club_x=_standardize(eid), club_y=e["alpha"][: 2 * B] if c.mi_on == "alpha" else _standardize(hm)
+                club_x=_standardize(eid), club_y=e["alpha"][: 2 * B] if c.loss.mi_on == "alpha" else _standardize(hm)
             )  # α's scale is motion: not normalised
-            if c.use_mi:
+            if c.loss.use_mi:
                 out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
-            if c.metric == "aam":
+            if c.loss.metric == "aam":
                 y = batch["speaker"].repeat(2)
                 out["ml"] = self.aam(eid, y)
                 out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
-            elif c.metric == "triplet": out["ml"] = triplet_loss(e["id"][:B], e["id"][B:2 * B], e["id"][2 * B:])
+            elif c.loss.metric == "triplet": out["ml"] = triplet_loss(e["id"][:B], e["id"][B:2 * B], e["id"][2 * B:])
         return out
 
 # %% ../../nbs/28_stage1.train.ipynb #1502cc66
@@ -256,14 +276,14 @@ class DiscriminatorLoss(nn.Module):
 # %% ../../nbs/28_stage1.train.ipynb #c6a80148
 def perceptual_loss(cfg:Stage1TrainConfig, size:int) -> nn.Module|None:
     "The configured perceptual loss module (frozen), or None."
-    if cfg.perceptual == "none" or cfg.w_percep == 0: return None
-    if cfg.perceptual == "ssim": return SSIMLoss()
-    if cfg.perceptual == "pyramid_l1": return PyramidL1(tuple(s for s in (1, 0.5, 0.25, 0.125) if size * s >= 8))
-    if cfg.perceptual == "vgg":
+    if cfg.loss.perceptual == "none" or cfg.loss.w_percep == 0: return None
+    if cfg.loss.perceptual == "ssim": return SSIMLoss()
+    if cfg.loss.perceptual == "pyramid_l1": return PyramidL1(tuple(s for s in (1, 0.5, 0.25, 0.125) if size * s >= 8))
+    if cfg.loss.perceptual == "vgg":
         scales = tuple(s for s in (1, 0.5, 0.25, 0.125) if size * s >= 16)
-        return VGGPyramidLoss(cfg.perceptual_weights, scales=scales, allow_random=cfg.allow_random_perceptual)
+        return VGGPyramidLoss(cfg.loss.perceptual_weights, scales=scales, allow_random=cfg.loss.allow_random_perceptual)
     from anitalker.losses.image import LPIPSLoss
-    return LPIPSLoss("vgg", cfg.perceptual_weights, allow_random=cfg.allow_random_perceptual)
+    return LPIPSLoss("vgg", cfg.loss.perceptual_weights, allow_random=cfg.loss.allow_random_perceptual)
 
 # %% ../../nbs/28_stage1.train.ipynb #e79bcd52
 def change_weight(source:torch.Tensor, target:torch.Tensor, w:float) -> torch.Tensor: # (B,3,H,W) each
@@ -292,31 +312,31 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
                ) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
     net, D = tr.models["net"], tr.unwrap("disc").D
-    if c.jitter_scale or c.jitter_shift:                                      # x_t ← zoom/shift(x_t): a moving crop
-        batch = {**batch, "target": jitter_frames(batch["target"], c.jitter_scale, c.jitter_shift)}
+    if c.data.jitter_scale or c.data.jitter_shift:                                      # x_t ← zoom/shift(x_t): a moving crop
+        batch = {**batch, "target": jitter_frames(batch["target"], c.data.jitter_scale, c.data.jitter_shift)}
     out = net(batch)  # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
     x, xh = batch["target"], out["recon"]                                     # x_t, x̂_t
     logs = {"l1": l1_loss(xh, x)}                                             # ‖x̂_t − x_t‖₁
-    if c.w_change > 0:                                                        # ‖(x̂_t − x_t)·w(|x_t − x_s|)‖₁
-        logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.w_change)).mean()
-    loss = c.w_recon * logs.get("l1_change", logs["l1"])                      # L = λ_r·L_rec
+    if c.loss.w_change > 0:                                                        # ‖(x̂_t − x_t)·w(|x_t − x_s|)‖₁
+        logs["l1_change"] = ((xh - x).abs() * change_weight(batch["source"], x, c.loss.w_change)).mean()
+    loss = c.loss.w_recon * logs.get("l1_change", logs["l1"])                      # L = λ_r·L_rec
     if exists(percep):                                                        #   + λ1·L_percep
         logs["percep"] = percep(xh, x)
-        loss = loss + c.w_percep * logs["percep"]
-    adv = c.w_adv > 0 and tr.step >= c.adv_start
+        loss = loss + c.loss.w_percep * logs["percep"]
+    adv = c.loss.w_adv > 0 and tr.step >= c.loss.adv_start
     if adv:                                                                   #   + λ2·L_adv = −log D(x̂_t), D frozen
         logs["g_adv"] = g_nonsaturating(_Detached(D)(xh))
-        loss = loss + c.w_adv * logs["g_adv"]
-    ml_on, mi_on = tr.step >= c.ml_start, tr.step >= c.mi_start               # identity terms on (logged either way)
+        loss = loss + c.loss.w_adv * logs["g_adv"]
+    ml_on, mi_on = tr.step >= c.loss.ml_start, tr.step >= c.loss.mi_start               # identity terms on (logged either way)
     if "mi" in out:                                                           #   + λ3·max(0, Î_CLUB(e_id; h_m))
         logs["mi"] = out["mi"]
-        loss = loss + mi_on * c.w_mi * F.relu(out["mi"])                      # a negative bound says nothing: no push
+        loss = loss + mi_on * c.loss.w_mi * F.relu(out["mi"])                      # a negative bound says nothing: no push
     if "ml" in out:                                                           #   + λ4·L_ml (AAM-softmax or triplet)
         logs["ml"] = out["ml"]
-        loss = loss + ml_on * c.w_ml * out["ml"]
+        loss = loss + ml_on * c.loss.w_ml * out["ml"]
         if "ml_acc" in out: logs["ml_acc"] = out["ml_acc"]
     logs["alpha_sq"] = out["alpha_sq"]
-    if c.w_alpha > 0: loss = loss + c.w_alpha * out["alpha_sq"]               #   + λ_α·mean(α²)
+    if c.loss.w_alpha > 0: loss = loss + c.loss.w_alpha * out["alpha_sq"]               #   + λ_α·mean(α²)
     logs["loss"] = loss
     tr.optimize("model", loss)                                                # 1. θ_G,E ← θ − η∇L
     logs["code_std"] = out["code_std"]  # the code's spread over the batch, and the gradient
@@ -324,14 +344,14 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
         logs["code_grad"] = tr.unwrap("net").code_grad  # reaching it: does motion matter?
     if adv:  # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
         r1 = (
-            c.r1_gamma if c.r1_gamma > 0 and tr.step % c.r1_every == 0 else 0.0
+            c.loss.r1_gamma if c.loss.r1_gamma > 0 and tr.step % c.loss.r1_every == 0 else 0.0
         )  #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
-        d = tr.models["disc"](x, xh, r1 * c.r1_every)
+        d = tr.models["disc"](x, xh, r1 * c.loss.r1_every)
         tr.optimize("disc", d["d"] + d.get("r1", 0.0))
         logs.update(d)
-    if c.use_mi:                                                              # 3. CLUB estimator: max log q(h_m | e_id)
+    if c.loss.use_mi:                                                              # 3. CLUB estimator: max log q(h_m | e_id)
         xy = {"x": out["club_x"].detach(), "y": out["club_y"].detach()}
-        for _ in range(c.club_steps):
+        for _ in range(c.loss.club_steps):
             ll = net(xy, mode="club")
             tr.optimize("club", ll)
         logs["club_ll"] = ll
@@ -369,32 +389,32 @@ def build_stage1_trainer(
     eval_fn=None,  # (MotionAutoencoder) -> dict, every `train.eval_every` steps (e.g. metrics.stage1.diagnostics_fn)
 ) -> Trainer:
     "The configured Trainer (data, models, optimisers, step, samples), ready for `.fit()`."
-    train_spk, test_spk = split_speakers(cfg.data_dir, cfg.held_out)
+    train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
     size = cfg.model_config().size
     ds = Stage1PairDataset(
-        cfg.data_dir,
+        cfg.data.data_dir,
         train_spk,
         size=size,
-        items_per_clip=cfg.items_per_clip,
-        negatives=cfg.metric == "triplet",
+        items_per_clip=cfg.data.items_per_clip,
+        negatives=cfg.loss.metric == "triplet",
         seed=cfg.train.seed,
-        cache_clips=cfg.cache_clips,
-        gt=cfg.code_source == "oracle",
+        cache_clips=cfg.data.cache_clips,
+        gt=cfg.model.code_source == "oracle",
     )
     torch.manual_seed(cfg.train.seed)
     net = Stage1Net(cfg, len(train_spk))
-    if cfg.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
-    dcfg = DiscriminatorConfig.tiny() if cfg.preset == "tiny" else DiscriminatorConfig.paper()
+    if cfg.model.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
+    dcfg = DiscriminatorConfig.tiny() if cfg.model.preset == "tiny" else DiscriminatorConfig.paper()
     disc = DiscriminatorLoss(Discriminator(dcfg.replace(size=size)))
     adam = lambda ps: torch.optim.Adam(
-        ps, cfg.lr, betas=tuple(cfg.betas), fused=True
+        ps, cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=True
     )  # fused: one kernel for all tensors (3× faster on CPU)
     opts = {"model": adam(net.model_parameters()), "disc": adam(disc.parameters())}
-    if cfg.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.club_lr)
+    if cfg.loss.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.optim.club_lr)
     held = Stage1PairDataset(
-        cfg.data_dir, test_spk, size=size, items_per_clip=cfg.n_samples, negatives=False, seed=cfg.train.seed + 1
+        cfg.data.data_dir, test_spk, size=size, items_per_clip=cfg.data.n_samples, negatives=False, seed=cfg.train.seed + 1
     )
-    fixed = _fixed_batch(held, cfg.n_samples)
+    fixed = _fixed_batch(held, cfg.data.n_samples)
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
     out_dir, percep = Path(out_dir), perceptual_loss(cfg, size)
     tr = Trainer(

@@ -9,7 +9,7 @@ from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from ..core import Config, exists, default, load_checkpoint
+from ..core import Config, GroupedConfig, exists, default, load_checkpoint
 from ..engine.trainer import TrainConfig, Trainer
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
 from ..data.datasets import split_speakers
@@ -18,85 +18,112 @@ from .schedulers import DDPMScheduler
 from .sampling import sample_motion, epsilon_of, diffusion_target
 
 # %% auto #0
-__all__ = ['LOSS_WEIGHTS', 'RUN_KEYS2', 'Stage2TrainConfig', 'fit_motion_norm', 'diffusion_weights', 'stage2_step',
-           'build_stage2_trainer', 'train_stage2', 'denoising_error']
+__all__ = ['LOSS_WEIGHTS', 'Stage2Model', 'Stage2Loss', 'Stage2Optim', 'Stage2Data', 'Stage2TrainConfig', 'fit_motion_norm',
+           'diffusion_weights', 'stage2_step', 'build_stage2_trainer', 'train_stage2', 'denoising_error']
 
-# %% ../../nbs/34_stage2.train.ipynb #dbf7afca
+# %% ../../nbs/34_stage2.train.ipynb #b168a172
 LOSS_WEIGHTS = ("uniform", "min_snr")
-RUN_KEYS2 = (
-    "out_dir",
-    "num_processes",
-    "stage1_run",
-    "make_data",
-    "data_ids",
-    "data_clips",
-    "data_seconds",
-    "data_size",
-    "eval_clips",
-)
 
 @dataclass
-class Stage2TrainConfig(Config):
+class Stage2Model(Config):
+    "What is built and what it models: the generator, its output, and how α becomes its x_0."
     preset: str = "tiny"               # generator preset: 'tiny' (CPU) or 'paper' (official sizes)
     variant: str = "mfcc_full_control" # one of the five official variants
-    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` / the tiny_cpu presets make
-    latents: str = "runs/stage1_train/latents"   # α and w_a per frame, written by stage 1
-    held_out: int = 2                  # the last N speakers: never trained on
-    window: int = 125                  # frames per training window (paper: 125 = 5 s)
-    items_per_clip: int = 20           # windows drawn per clip and epoch
-    lr: float = 1e-4
-    betas: tuple = (0.9, 0.999)
-    grad_clip: float = 1.0
-    w_var: float = 1.0                 # λ
-    teacher_forcing: bool = False      # adapter encoders fed the ground truth (True) or the predictions (official)
-    norm_mode: str = (
-        "std"  # MotionNorm: 'std' (all x_0 values' std = norm_target) or 'quantile' (99.9 % of |x_0| below it)
-    )
+    prediction: str = "epsilon"        # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v'
+    # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the start frame; α's
+    # per-person part leaves x_0, see 'Relative motion' below)
+    target: str = "absolute"
+    norm_mode: str = "std"             # MotionNorm: 'std' (std of all x_0 = norm_target) or 'quantile' (99.9 % below)
     norm_target: float = 0.35
-    target: str = "absolute"  # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the
-                                       # start frame; α's per-person part leaves x_0, see 'Relative motion' below)
-    prediction: str = (
-        "epsilon"  # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v' (see 'What the network predicts')
-    )
-    loss_weight: str = (
-        "uniform"  # L_diff per timestep: 'uniform' (official: plain ε-MSE) or 'min_snr' (× min(SNR_t, γ)/SNR_t,
-    )
-                                       # Hang et al. 2023: the nearly clean steps stop dominating; see 'Timestep
-                                       # weighting' below)
-    snr_gamma: float = 5.0             # γ of 'min_snr'
-    sample_steps: int = 50             # DDIM steps of the sample plot
-    t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default; see below)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(ema_decay=0.999, ema_warmup=True))
+    t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default)
+    sample_steps: int = 50             # DDIM steps of the training sample plot
     def __post_init__(self):
-        if self.preset not in ("tiny", "paper"):
-            raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
-        if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
-        if self.held_out < 1:
-            raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
+        if self.preset not in ("tiny", "paper"): raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
         if self.target not in ("absolute", "relative"):
             raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
+
+@dataclass
+class Stage2Loss(Config):
+    "L_gen = L_diff + λ·Σ_a L_a, and how L_diff weighs its timesteps."
+    w_var: float = 1.0                 # λ
+    teacher_forcing: bool = False      # adapter encoders fed the ground truth (True) or the predictions (official)
+    # L_diff per timestep: 'uniform' (official: plain ε-MSE) or 'min_snr' (× min(SNR_t, γ)/SNR_t, Hang et al. 2023:
+    # the nearly clean steps stop dominating; see 'Timestep weighting' below)
+    loss_weight: str = "uniform"
+    snr_gamma: float = 5.0             # γ of 'min_snr'
+    def __post_init__(self):
         if self.loss_weight not in LOSS_WEIGHTS:
             raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {self.loss_weight!r}")
         if not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0, got {self.snr_gamma!r}")
-        if not self.train.ema_decay > 0:
-            raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
+
+# %% ../../nbs/34_stage2.train.ipynb #605b43f3
+@dataclass
+class Stage2Optim(Config):
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    grad_clip: float = 1.0
+
+@dataclass
+class Stage2Data(Config):
+    "The windows: which clips, whose motion codes, which speakers are held out."
+    data_dir: str = "data/synthetic/tiny_cpu_large"   # what `anitalker quickstart` makes
+    latents: str = "runs/stage1_train/latents"   # α and w_a per frame, written by stage 1
+    held_out: int = 2                  # the last N speakers: never trained on
+    window: int = 125                  # frames per training window (paper: 125 = 5 s)
+    items_per_clip: int = 20           # windows drawn per clip and epoch
+    def __post_init__(self):
+        if int(self.window) < 8: raise ValueError(f"window must be >= 8 frames, got {self.window!r}")
+        if self.held_out < 1:
+            raise ValueError(f"held_out must be >= 1 (evaluation needs unseen speakers), got {self.held_out}")
+
+# %% ../../nbs/34_stage2.train.ipynb #4e2db542
+def _stage2_run(**kw) -> TrainConfig: return TrainConfig(**{"ema_decay": 0.999, "ema_warmup": True, **kw})
+
+@dataclass
+class Stage2TrainConfig(GroupedConfig):
+    "Everything a stage-2 run is: `model`, `loss`, `optim`, `data` and `train` (the run, with the EMA sampling uses)."
+    PRESETS = ("tiny", "quickstart", "paper")
+    RUN_KEYS = ("out_dir", "num_processes", "stage1_run", "make_data", "data_ids", "data_clips", "data_seconds",
+                "data_size", "eval_clips")   # experiment parameters, not the config
+    model: Stage2Model = field(default_factory=Stage2Model)
+    loss: Stage2Loss = field(default_factory=Stage2Loss)
+    optim: Stage2Optim = field(default_factory=Stage2Optim)
+    data: Stage2Data = field(default_factory=Stage2Data)
+    train: TrainConfig = field(default_factory=_stage2_run)
+    def __post_init__(self):
+        if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
-    def audio_kind(self) -> str: return "hubert" if self.variant.startswith("hubert") else "mfcc"
-    def model(self) -> MotionGenerator: return generator_of(self.to_dict())
+    def audio_kind(self) -> str: return "hubert" if self.model.variant.startswith("hubert") else "mfcc"
+    def build_generator(self) -> MotionGenerator: return generator_of(self.model.to_dict())
+
     @classmethod
-    def from_flat(cls, d:dict):
-        "From one flat dict (papermill parameters, a params YAML): TrainConfig's keys go to `train`."
-        tk = set(TrainConfig.__dataclass_fields__); d = {k: v for k, v in d.items() if k not in RUN_KEYS2}
-        return cls.from_dict(
-            {
-                **{k: v for k, v in d.items() if k not in tk},
-                "train": {"ema_decay": 0.999, "ema_warmup": True, **{k: v for k, v in d.items() if k in tk}},
-            }
-        )
-    def to_flat(self) -> dict:
-        d = self.to_dict(); return {**{k: v for k, v in d.items() if k != "train"}, **d["train"]}
+    def tiny(cls, **flat):
+        "The tiny generator with the official objective (ε, uniform weights): for tests and short experiments."
+        return cls().with_flat(**flat)
+
+    @classmethod
+    def quickstart(cls, **flat):
+        "The recipe that lip-syncs on 2 CPU cores (x₀ prediction, min-SNR weights; measured in this notebook)."
+        return cls(Stage2Model(prediction="sample"), Stage2Loss(loss_weight="min_snr"), Stage2Optim(lr=1e-3),
+                   Stage2Data(held_out=8, window=64),
+                   _stage2_run(steps=600, batch_size=16, log_every=20, sample_every=500, ckpt_every=500, cpu=True)
+                   ).with_flat(**flat)
+
+    @classmethod
+    def paper(cls, **flat):
+        "The paper's sizes with HuBERT features on a prepared dataset, 4 GPUs (official template values)."
+        return cls(Stage2Model(preset="paper", variant="hubert_full_control"), Stage2Loss(), Stage2Optim(lr=1e-4),
+                   Stage2Data(data_dir="data/prepared", latents="runs/stage1_paper/latents", held_out=50),
+                   _stage2_run(steps=200_000, batch_size=16, ema_decay=0.9999, mixed_precision="bf16", num_workers=8,
+                               log_every=50, sample_every=2000, ckpt_every=5000)).with_flat(**flat)
+
+    @classmethod
+    def from_params(cls, params:dict):
+        "From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest overrides."
+        P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
+        return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
 
 # %% ../../nbs/34_stage2.train.ipynb #a6dc377f
 def fit_motion_norm(
@@ -128,16 +155,16 @@ def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config 
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
     x_t = sched.add_noise(x0, noise, t)                                       # x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε
-    eps, preds = tr.models["net"](batch, x_t, t.to(x0.device), c.teacher_forcing)   # ε̂_θ(x_t, t, audio, α_start, w_a)
-    w = diffusion_weights(sched, t, c.loss_weight, c.snr_gamma, c.prediction).to(x0.device)   # w_t: 1, or min-SNR
+    eps, preds = tr.models["net"](batch, x_t, t.to(x0.device), c.loss.teacher_forcing)   # ε̂_θ(x_t, t, audio, α_start, w_a)
+    w = diffusion_weights(sched, t, c.loss.loss_weight, c.loss.snr_gamma, c.model.prediction).to(x0.device)   # w_t: 1, or min-SNR
     ab = sched.alphas_cumprod[t].float().to(x0.device)[:, None, None]         # ᾱ_t
-    want = diffusion_target(c.prediction, x0, noise, ab)                      # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
+    want = diffusion_target(c.model.prediction, x0, noise, ab)                      # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
     logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
     for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])   # ‖ĉ_a − c_a‖² per adapter attribute
-    logs["loss"] = logs["diff"] + c.w_var * sum(
+    logs["loss"] = logs["diff"] + c.loss.w_var * sum(
         (logs[f"var_{a}"] for a in preds), torch.zeros(())
     )  # L_gen = L_diff + λ·Σ_a L_a
-    tr.optimize("gen", logs["loss"], clip=c.grad_clip)                        # θ ← θ − η·clip(∇L_gen)
+    tr.optimize("gen", logs["loss"], clip=c.optim.grad_clip)                        # θ ← θ − η·clip(∇L_gen)
     return logs
 
 # %% ../../nbs/34_stage2.train.ipynb #db99e79a
@@ -166,37 +193,37 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
 
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
-    train_spk, test_spk = split_speakers(cfg.data_dir, cfg.held_out)
-    ds = Stage2WindowDataset(cfg.data_dir, cfg.latents, kind=cfg.audio_kind, window=cfg.window, speakers=train_spk,
-                             items_per_clip=cfg.items_per_clip, seed=cfg.train.seed)
+    train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
+    ds = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window, speakers=train_spk,
+                             items_per_clip=cfg.data.items_per_clip, seed=cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
-    gen = cfg.model()
+    gen = cfg.build_generator()
     with torch.no_grad():
-        gen.t_encoder[0].weight.mul_(cfg.t_init_scale)
-        gen.t_encoder[0].bias.mul_(0 if cfg.t_init_scale != 1 else 1)
+        gen.t_encoder[0].weight.mul_(cfg.model.t_init_scale)
+        gen.t_encoder[0].bias.mul_(0 if cfg.model.t_init_scale != 1 else 1)
     norm = fit_motion_norm(
-        cfg.latents,
-        cfg.data_dir,
+        cfg.data.latents,
+        cfg.data.data_dir,
         train_spk,
         gen.cfg.motion_dim,
-        cfg.norm_target,
-        cfg.norm_mode,
-        cfg.target == "relative",
+        cfg.model.norm_target,
+        cfg.model.norm_mode,
+        cfg.model.target == "relative",
     )
     net = Stage2Net(gen, norm)
-    opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.lr, betas=tuple(cfg.betas))}
+    opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.optim.lr, betas=tuple(cfg.optim.betas))}
     held = Stage2WindowDataset(
-        cfg.data_dir,
-        cfg.latents,
+        cfg.data.data_dir,
+        cfg.data.latents,
         kind=cfg.audio_kind,
-        window=cfg.window,
+        window=cfg.data.window,
         speakers=test_spk,
         items_per_clip=1,
         seed=cfg.train.seed + 1,
     )
     item = held[0]
     extra = {"stage2": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk},
-             "stage1_run": str(Path(cfg.latents).resolve().parent)}      # absolute: found again from any directory
+             "stage1_run": str(Path(cfg.data.latents).resolve().parent)}      # absolute: found again from any directory
     tr = Trainer(
         cfg.train,
         out_dir,
@@ -208,7 +235,7 @@ def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, res
         resume=resume,
         progress=progress,
         extra_state=extra,
-        sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.variant, cfg.sample_steps),
+        sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.model.variant, cfg.model.sample_steps),
     )
     if tr.is_main: cfg.save(Path(out_dir)/"config.json")
     return tr
