@@ -36,6 +36,7 @@ def load_any_stage1(path) -> MotionAutoencoder:
     from anitalker.infer.loading import load_stage1_any
     return load_stage1_any(path)[0]
 
+# %% ../nbs/70_bench.ipynb #6d692a0e
 def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat16"), repeats:int=3, seed:int=0,
                  model:MotionAutoencoder|None=None) -> list[dict]:
     "Rows {module, preset, batch, dtype, ms_per_frame, psnr_vs_fp32} for stage-1 encode and render."
@@ -129,6 +130,7 @@ def random_hubert(hidden:int=1024, layers:int=24):
     )
     return HubertModel(cfg).eval()
 
+# %% ../nbs/70_bench.ipynb #9979bc08
 def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int=8,
              variant:str="mfcc_full_control", seed:int=0) -> dict:
     "One `generate` run with random weights (in this process): {'seconds', 'frames', 'times', 'peak_rss_mb'}."
@@ -165,6 +167,7 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
+# %% ../nbs/70_bench.ipynb #b57e0599
 def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int=8,
               variant:str="mfcc_full_control") -> list[dict]: # hubert_*: with a random HuBERT-large (`random_hubert`)
     "Rows {module 'e2e.generate_<s>s', preset, dtype, s, frames, stages, peak_rss_mb}: one fresh process per run."
@@ -191,7 +194,6 @@ def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32"
             )
     return rows
 
-
 # %% ../nbs/70_bench.ipynb #b81bb8c6
 def bf16_hardware() -> bool:
     "Whether this CPU has bfloat16 arithmetic in hardware (the avx512_bf16 or amx_bf16 flag of /proc/cpuinfo)."
@@ -199,6 +201,7 @@ def bf16_hardware() -> bool:
     except OSError: return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
+# %% ../nbs/70_bench.ipynb #7d0391a2
 def bench_stage1_train(
     preset: str = "tiny",
     batch: int = 8,
@@ -314,6 +317,7 @@ def run_bench(
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
+# %% ../nbs/70_bench.ipynb #d5b7cbdd
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
     e = rep["env"]

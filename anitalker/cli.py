@@ -83,6 +83,7 @@ def _synth(args):
     )
     return 0
 
+# %% ../nbs/90_cli.ipynb #8eec810c
 def _prep_args(p):
     p.add_argument("src", help="folder of videos: SRC/<speaker>/... or any layout with --csv")
     p.add_argument("out", help="output folder")
@@ -218,6 +219,7 @@ def _generate_args(p):
     p.add_argument("--scale", type=float, default=None, help="face scale in [0,1]")
     _render_args(p)
 
+# %% ../nbs/90_cli.ipynb #7b07a983
 def _pose_arg(args):
     if args.pose is not None and args.pose_file is not None: raise ValueError("give --pose or --pose-file, not both")
     if args.pose is None: return args.pose_file
@@ -252,6 +254,7 @@ def _generate(args):
     )
     return 0
 
+# %% ../nbs/90_cli.ipynb #0f6eca94
 def _reenact_args(p):
     p.add_argument("--source", required=True, help="portrait photo")
     p.add_argument("--driving", required=True, help="driving video")
@@ -306,6 +309,7 @@ def _watermark(args):
                 + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
     return 0 if r["found"] else 3
 
+# %% ../nbs/90_cli.ipynb #e4fc15a4
 def _bench_args(p):
     p.add_argument("--preset", default="paper", choices=("paper", "tiny", "lia"))
     p.add_argument("--repeats", type=_positive_int, default=3)

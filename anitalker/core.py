@@ -131,7 +131,8 @@ class GroupedConfig(Config):
         out = {}
         for g, t in cls.groups().items():
             for f in fields(t):
-                if f.name in out: raise TypeError(f"{cls.__name__}: key {f.name!r} is in groups {out[f.name]!r} and {g!r}")
+                if f.name in out:
+                    raise TypeError(f"{cls.__name__}: key {f.name!r} is in groups {out[f.name]!r} and {g!r}")
                 out[f.name] = g
         return out
 
@@ -147,7 +148,8 @@ class GroupedConfig(Config):
     @classmethod
     def preset(cls, name:str, **flat):
         "The preset `name` (one of `PRESETS`) with flat overrides."
-        if name not in cls.PRESETS: raise ValueError(f"{cls.__name__}: preset must be one of {list(cls.PRESETS)}, got {name!r}")
+        if name not in cls.PRESETS:
+            raise ValueError(f"{cls.__name__}: preset must be one of {list(cls.PRESETS)}, got {name!r}")
         return getattr(cls, name)(**flat)
 
     @classmethod
@@ -163,6 +165,7 @@ class GroupedConfig(Config):
         "The config printed flat, one line per group: what a run prints at its start."
         return "\n".join(f"{g:>6}: " + ", ".join(f"{k}={v!r}" for k, v in d.items()) for g, d in self.to_dict().items())
 
+# %% ../nbs/00_core.ipynb #3a5e3946
 def flat_of(d:dict) -> dict:
     "A stored config dict as one flat dict: grouped ({'model': {...}, ...}) or flat (older checkpoints) alike."
     return {k: v for g, x in d.items() for k, v in (x.items() if isinstance(x, dict) and g != "train" else [(g, x)])}

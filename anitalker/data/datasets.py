@@ -212,6 +212,7 @@ def gt_code(attrs:dict) -> np.ndarray: # a clip's attrs (built-in data)
         [(np.asarray(attrs[k], np.float64) - _GT_CENTRE.get(k, 0.0)) / s for k, s in GT_CODE.items()], 1
     ).astype(np.float32)
 
+# %% ../../nbs/14_data.datasets.ipynb #edf55ff9
 class Stage1PairDataset(Dataset):
     "Items {source, target (same clip, no augmentation), negative (other speaker, augmented), speaker ids[, gt (2,8)]}."
     def __init__(
@@ -268,6 +269,7 @@ def seed_worker(worker_id:int):
 # %% ../../nbs/14_data.datasets.ipynb #2ee7a19b
 def latent_path(latents, speaker:str, clip:str) -> Path: return Path(latents)/speaker/f"{clip}.npz"
 
+# %% ../../nbs/14_data.datasets.ipynb #7a17a266
 class Stage2WindowDataset(Dataset):
     "Windows {audio, motion (W,d), motion_start, latent_start, pose (W,3), location (W,1), scale (W,1)}."
     def __init__(self, root, latents, kind:str="mfcc", # audio features: 'mfcc' (4/frame), 'hubert' (2/frame) or 'none'

@@ -154,6 +154,7 @@ class VideoWriter:
             with contextlib.suppress(FileNotFoundError): os.unlink(self.tmp)
             if ok: raise MediaError(f"ffmpeg failed writing {str(self.path)!r}: {err[-300:]}")
 
+# %% ../../nbs/11_data.media.ipynb #f6c08457
 def write_video(path, frames:np.ndarray, fps:float=25, audio:np.ndarray|None=None, sr:int=16000, crf:int=18,
                 preset:str="medium", pix_fmt:str="yuv420p") -> Path:
     "Write uint8 RGB frames (T,H,W,3), optionally with mono audio, to an mp4 atomically."

@@ -39,6 +39,7 @@ VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", 
 
 def _safe(s:str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("._") or "x"
 
+# %% ../../nbs/13_data.prep.ipynb #b6f79818
 def discover_videos(src, csv_path=None) -> list[dict]:
     "Videos under `src` as {'path', 'speaker', 'clip'}: speakers from a CSV (path,speaker) or the first folder level."
     src = Path(src)
@@ -170,6 +171,7 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
         recs[i] = {"speaker": spk, "clip": names[i], "status": "kept", **meta}
     return [recs[i] for i in sorted(recs)]
 
+# %% ../../nbs/13_data.prep.ipynb #0284c85a
 def _small(fr):
     import cv2
     return np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in fr[:: max(1, len(fr) // 5)]])

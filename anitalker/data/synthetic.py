@@ -33,6 +33,7 @@ class Identity:
     nose_len: float; nose_w: float; mouth_w: float; ear: float; glasses: bool; earrings: bool; beard: bool
     bg1: tuple; bg2: tuple; bg_pattern: int; bg_freq: float; f0: float; rate: float; motion: float
 
+# %% ../../nbs/10_data.synthetic.ipynb #db25c413
 def sample_identity(seed:int, idx:int) -> Identity:
     "Identity `idx` of the dataset with this `seed` (deterministic)."
     r = np.random.default_rng([seed, idx, 1])
@@ -198,6 +199,7 @@ FEATURES = {
     "large": (34.0, 1.3, 1.35, (20, 4, 10)),
 }
 
+# %% ../../nbs/10_data.synthetic.ipynb #2950e7fa
 def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, feat=FEATURES["small"]):
     "Eyes, brows, nose, mouth, glasses, earrings; then downsample and measure the camera parameters."
     m_deg, m_w, e_x, m_col = feat
@@ -365,6 +367,7 @@ def _make_one(args):
     )
     return 1
 
+# %% ../../nbs/10_data.synthetic.ipynb #1b66d256
 def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, size:int=64, seed:int=0,
                  workers:int|None=None, # processes (default: all cores)
                  progress:bool=True,

@@ -290,6 +290,7 @@ def read_eval(path) -> list[dict]:
 def _truncate_eval(path:Path, step:int):
     if path.exists(): atomic_write(path, "".join(json.dumps(r) + "\n" for r in read_eval(path) if r["step"] <= step))
 
+# %% ../../nbs/05_engine.trainer.ipynb #2fe59596
 @patch
 def _sample(self:Trainer):
     if not (self.is_main and exists(self.sample_fn)): return None
@@ -356,5 +357,6 @@ def fit(self:Trainer) -> Path:
     if exists(self.tb): self.tb.close()
     return self.out
 
+# %% ../../nbs/05_engine.trainer.ipynb #48bccb91
 def _seed_worker(worker_id:int):
     s = torch.initial_seed() % 2**32; np.random.seed(s); random.seed(s)

@@ -90,6 +90,7 @@ def _resample(seq:np.ndarray, T:int) -> np.ndarray:
     x = np.linspace(0, 1, len(seq)); xt = np.linspace(0, 1, T)
     return np.stack([np.interp(xt, x, seq[:, j]) for j in range(seq.shape[1])], 1)
 
+# %% ../../nbs/43_infer.pipeline.ipynb #a933f555
 def parse_controls(n_frames:int, # T
                    variant:str, # the generator's variant (which controls it takes)
                    pose=None, # (yaw, pitch, roll) degrees, or an (N,3) sequence, or a path to a .npy of one
@@ -309,6 +310,7 @@ def _driving_motion(ae:MotionAutoencoder, src:dict, driving:Path, box, batch:int
             a = src["alpha"] + a - first
         yield a
 
+# %% ../../nbs/43_infer.pipeline.ipynb #508d359f
 @torch.inference_mode()
 def reenact(
     source,  # portrait: a path or (H,W,3) uint8 RGB

@@ -35,8 +35,10 @@ class QuickstartConfig(Config):
             stage, _, key = k.partition(".")
             if key and stage in ("stage1", "stage2"): d[stage][key] = v
             elif key or k not in d or k in ("stage1", "stage2"):
-                raise KeyError(f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, "
-                               "stage1.<stage1_train parameter>, stage2.<stage2_train parameter>")
+                raise KeyError(
+                    f"quickstart --set {k}: unknown key; valid keys are {sorted(set(d) - {'stage1', 'stage2'})}, "
+                    "stage1.<stage1_train parameter>, stage2.<stage2_train parameter>"
+                )
             else: d[k] = v
         return type(self).from_dict(d)
 
@@ -56,7 +58,13 @@ def _quickstart_params(cfg:QuickstartConfig, out:Path):
         raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
     s2 = {**run, "steps": cfg.stage2_steps or Stage2TrainConfig.quickstart().train.steps, "held_out": held,
           "stage1_run": str(out/"stage1"), **cfg.stage2}
-    gen = {"jobs": str(out/"inputs"/"jobs.csv"), "run": str(out), "steps": cfg.gen_steps, "seed": cfg.seed, "crop": "none"}
+    gen = {
+        "jobs": str(out / "inputs" / "jobs.csv"),
+        "run": str(out),
+        "steps": cfg.gen_steps,
+        "seed": cfg.seed,
+        "crop": "none",
+    }
     return {"stage1": ("stage1_train", s1), "stage2": ("stage2_train", s2), "generate": ("generate", gen)}, held
 
 # %% ../../nbs/72_jobs.quickstart.ipynb #5b147d21

@@ -41,9 +41,8 @@ def route_parameters(nb:Path, P:dict) -> dict:
     return {**{k: v for k, v in P.items() if k in own}, "overrides": {**P.get("overrides", {}), **extra}}
 
 # %% ../../nbs/71_jobs.runner.ipynb #d7884ab6
-EXPERIMENTS_DIR = (
-    Path(anitalker.__file__).resolve().parent / "experiments"
-)  # a link to nbs/experiments, shipped in the wheel
+# a link to nbs/experiments, shipped in the wheel
+EXPERIMENTS_DIR = Path(anitalker.__file__).resolve().parent / "experiments"
 
 def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dict of parameters
                    runs="runs", run_id:str|None=None, progress:bool=True) -> Path:

@@ -72,6 +72,7 @@ def clip_motion_codes(ae, data_dir, speakers=None, batch:int=64) -> list[dict]:
                     "factors": {k: np.asarray(at[v], np.float64) for k, v in FACTORS.items() if v in at}})
     ae.train(was); return out
 
+# %% ../../nbs/51_metrics.stage1.ipynb #9151acc8
 def motion_leakage(
     ae,
     data_dir,
@@ -107,6 +108,7 @@ def ridge_fit_predict(
     W = np.linalg.solve(G + lam * (np.trace(G) / len(G) + 1e-12) * np.eye(len(G)), A.T @ (Ytr - ym))
     return B @ W + ym
 
+# %% ../../nbs/51_metrics.stage1.ipynb #45b82091
 def motion_probe(
     codes: list,  # `clip_motion_codes` output (with factors)
     code: str = "alpha",  # 'alpha', or 'difference': α − α(first frame) against the factors' change since then
@@ -141,6 +143,7 @@ def motion_probe(
         k: (float(v) if t > 1e-12 * len(Y) else None) for k, v, t in zip(names, r2, tot)
     }  # None: the factor never moved
 
+# %% ../../nbs/51_metrics.stage1.ipynb #0af72ba8
 def code_spread(codes:list) -> dict:
     """α's spread within clips (motion) vs across speakers (identity): RMS std over dimensions, and the within-clip
     share of its variance."""
@@ -191,6 +194,7 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
     )[0]
     return f if N == size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
 
+# %% ../../nbs/51_metrics.stage1.ipynb #31b5d539
 @torch.no_grad()
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
                             frames_per_pair:int=8, seed:int=0, return_images:bool=False,
@@ -261,6 +265,7 @@ FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed val
     "yaw": ("yaw", 0., 7.), "pitch": ("pitch", 0., 5.), "roll": ("roll", 0., 5.), "tx": ("tx", 0., 0.02),
     "zoom": ("zoom", 1., 1.05), "mouth": ("mouth_open", 0.1, 0.9), "blink": ("blink", 0., 1.)}
 
+# %% ../../nbs/51_metrics.stage1.ipynb #3fc352a0
 @torch.no_grad()
 def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-in (synthetic) dataset
                     changes:dict|None=None, oracle:bool|None=None) -> dict:
@@ -364,6 +369,7 @@ def probe_table(diag:dict) -> str:
     ]
     return "\n".join(rows)
 
+# %% ../../nbs/51_metrics.stage1.ipynb #f9dbe14b
 def plot_diagnostics(rows:list, # eval.jsonl rows (`anitalker.engine.trainer.read_eval`)
                      title:str="", axs=None):
     "Three panels over training steps: within-clip probe R² per factor, α's spread, held-out PSNR against baselines."

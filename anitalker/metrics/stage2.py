@@ -68,6 +68,7 @@ def stage2_sampler(net, steps:int=50, dtype:str="float32"):
         return net.norm.from_x0(out["motion"], torch.as_tensor(alpha0, dtype=torch.float32)[None]).numpy()
     return fn
 
+# %% ../../nbs/52_metrics.stage2.ipynb #045478cd
 def evaluate_stage2(sample_fn, data_dir, latents, train_speakers, test_speakers, audio_kind:str="mfcc",
                     pose_control:bool=True, seeds=(0, 1)) -> dict:
     "Mouth r, pose-control r, seed diversity of generated motion on held-out clips (see the table above)."
@@ -96,6 +97,7 @@ def evaluate_stage2(sample_fn, data_dir, latents, train_speakers, test_speakers,
 # %% ../../nbs/52_metrics.stage2.ipynb #51005546
 ORACLE_FACTORS = ("yaw", "pitch", "roll", "gt_mouth_open", "gt_blink", "location", "scale")
 
+# %% ../../nbs/52_metrics.stage2.ipynb #c6bb0736
 def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
                    w_a_from=None, # a stage-1 latents folder to take w_a from (else zeros of width 512)
                   ) -> Path:

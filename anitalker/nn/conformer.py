@@ -125,6 +125,7 @@ class ConformerBlock(nn.Module):
         x = self.norm_ff(x + 0.5 * self.dropout(self.feed_forward(x)))
         return self.norm_final(x)
 
+# %% ../../nbs/02_nn.conformer.ipynb #d2d8abb9
 class Conformer(nn.Module):
     "A stack of Conformer blocks with relative positional encoding (no input layer, no final norm)."
     def __init__(

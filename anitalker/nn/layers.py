@@ -66,6 +66,7 @@ class EqualConv2d(nn.Module):
         o, i, k, _ = self.weight.shape
         return f"{i}, {o}, {k}, stride={self.stride}, padding={self.padding}, bias={exists(self.bias)}"
 
+# %% ../../nbs/01_nn.layers.ipynb #01105835
 class EqualLinear(nn.Module):
     "Linear layer with equalised learning rate, `lr_mul`, and an optional fused leaky ReLU."
     def __init__(self, in_dim:int, out_dim:int, bias:bool=True, bias_init:float=0., lr_mul:float=1.,
@@ -193,6 +194,7 @@ class NoiseInjection(nn.Module):
     def __init__(self): super().__init__(); self.weight = nn.Parameter(torch.zeros(1))
     def forward(self, x, noise=None): return x if noise is None else x + self.weight * noise
 
+# %% ../../nbs/01_nn.layers.ipynb #0e9c81ad
 class StyledConv(nn.Module):
     "ModulatedConv2d → NoiseInjection → FusedLeakyReLU (keys `conv.*`, `noise.weight`, `activate.bias`)."
     def __init__(self, in_channel:int, out_channel:int, kernel_size:int, style_dim:int, upsample:bool=False,

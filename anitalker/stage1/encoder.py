@@ -113,6 +113,7 @@ class SpatialMotion(nn.Module):
         y = F.linear(flat, self.lin.weight * self.lin.scale) + self.kp_lin(self.positions(h).flatten(1) * self.kp_gain)
         return fused_leaky_relu(y, self.lin.bias * self.lin.lr_mul)
 
+# %% ../../nbs/20_stage1.encoder.ipynb #cfca04c9
 class Encoder(nn.Module):
     "The stage-1 encoder: `net_app` (appearance + HAL), `net_decouping` (identity / motion / CLUB mean), `fc` (→ α)."
     def __init__(

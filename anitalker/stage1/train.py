@@ -27,7 +27,8 @@ __all__ = ['Stage1Model', 'Stage1Loss', 'Stage1Optim', 'Stage1Data', 'Stage1Trai
 # %% ../../nbs/28_stage1.train.ipynb #a1740ce1
 @dataclass
 class Stage1Model(Config):
-    "What is built: the autoencoder preset and the options a stage-1 run changes (`model_config_of` makes its Stage1Config)."
+    """What is built: the autoencoder preset and the options a stage-1 run changes (`model_config_of` makes its
+    Stage1Config)."""
     preset: str = "tiny"               # 'tiny', 'paper' or 'lia'
     projector: str = "lmd"             # 'lmd' (orthonormal basis) or 'fc' (ablation)
     motion_dim: int = 20               # d
@@ -148,13 +149,18 @@ class Stage1TrainConfig(GroupedConfig):
     @classmethod
     def paper(cls, **flat):
         "The paper's sizes and objective on a prepared dataset, 4 GPUs (global batch 64 as in LIA)."
-        return cls(Stage1Model(preset="paper"), Stage1Loss(), Stage1Optim(), Stage1Data(data_dir="data/prepared", held_out=50),
-                   TrainConfig(steps=200_000, batch_size=16, num_workers=8, log_every=50, sample_every=1000,
-                               ckpt_every=2000)).with_flat(**flat)
+        return cls(
+            Stage1Model(preset="paper"),
+            Stage1Loss(),
+            Stage1Optim(),
+            Stage1Data(data_dir="data/prepared", held_out=50),
+            TrainConfig(steps=200_000, batch_size=16, num_workers=8, log_every=50, sample_every=1000, ckpt_every=2000),
+        ).with_flat(**flat)
 
     @classmethod
     def from_params(cls, params:dict):
-        "From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest overrides."
+        """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
+        overrides."""
         P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
         return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
 
@@ -178,14 +184,14 @@ def oracle_code(gt_diff:torch.Tensor, motion_dim:int) -> torch.Tensor: # (B,8) d
         raise ValueError(f"the oracle needs motion_dim >= {gt_diff.shape[-1]}, got {motion_dim}")
     return F.pad(gt_diff.float(), (0, motion_dim - gt_diff.shape[-1]))
 
+# %% ../../nbs/28_stage1.train.ipynb #4e6443e9
 class Stage1Net(nn.Module):
     "MotionAutoencoder + metric head + CLUB estimator, with the training forward of stage 1."
     def __init__(self, cfg:Stage1TrainConfig, n_speakers:int):
         super().__init__()
         self.cfg, self.ae = cfg, MotionAutoencoder(cfg.model_config())
-        self.alpha_only_targets = (
-            True  # without identity terms the targets need α only (the bench turns it off to time the saving)
-        )
+        # without identity terms the targets need α only (the bench turns it off to time the saving)
+        self.alpha_only_targets = True
         with torch.no_grad():
             for tf in self.ae.dec.to_flows: tf.conv.weight.mul_(cfg.model.flow_init)   # start from the identity warp
             for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.model.coarse_rgb_init)
@@ -219,7 +225,8 @@ class Stage1Net(nn.Module):
         )  # else targets: α only
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
-        if c.model.code_source == "oracle": code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
+        if c.model.code_source == "oracle":
+            code = oracle_code(batch["gt"][:, 1] - batch["gt"][:, 0], code.shape[1]).to(code)
         if code.requires_grad: code.register_hook(self._record_code_grad)
         out = {"recon": self.ae.dec(src["w_a"], code, src["feats"]), "code_std": code.detach().float().std(0).mean(),
                "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
@@ -312,7 +319,7 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
                ) -> dict:
     "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
     net, D = tr.models["net"], tr.unwrap("disc").D
-    if c.data.jitter_scale or c.data.jitter_shift:                                      # x_t ← zoom/shift(x_t): a moving crop
+    if c.data.jitter_scale or c.data.jitter_shift:  # x_t ← zoom/shift(x_t): a moving crop
         batch = {**batch, "target": jitter_frames(batch["target"], c.data.jitter_scale, c.data.jitter_shift)}
     out = net(batch)  # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
     x, xh = batch["target"], out["recon"]                                     # x_t, x̂_t
@@ -327,10 +334,10 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     if adv:                                                                   #   + λ2·L_adv = −log D(x̂_t), D frozen
         logs["g_adv"] = g_nonsaturating(_Detached(D)(xh))
         loss = loss + c.loss.w_adv * logs["g_adv"]
-    ml_on, mi_on = tr.step >= c.loss.ml_start, tr.step >= c.loss.mi_start               # identity terms on (logged either way)
+    ml_on, mi_on = tr.step >= c.loss.ml_start, tr.step >= c.loss.mi_start  # identity terms on (logged either way)
     if "mi" in out:                                                           #   + λ3·max(0, Î_CLUB(e_id; h_m))
         logs["mi"] = out["mi"]
-        loss = loss + mi_on * c.loss.w_mi * F.relu(out["mi"])                      # a negative bound says nothing: no push
+        loss = loss + mi_on * c.loss.w_mi * F.relu(out["mi"])  # a negative bound says nothing: no push
     if "ml" in out:                                                           #   + λ4·L_ml (AAM-softmax or triplet)
         logs["ml"] = out["ml"]
         loss = loss + ml_on * c.loss.w_ml * out["ml"]
@@ -343,13 +350,12 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     if hasattr(tr.unwrap("net"), "code_grad"):
         logs["code_grad"] = tr.unwrap("net").code_grad  # reaching it: does motion matter?
     if adv:  # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
-        r1 = (
-            c.loss.r1_gamma if c.loss.r1_gamma > 0 and tr.step % c.loss.r1_every == 0 else 0.0
-        )  #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
+        #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
+        r1 = c.loss.r1_gamma if c.loss.r1_gamma > 0 and tr.step % c.loss.r1_every == 0 else 0.0
         d = tr.models["disc"](x, xh, r1 * c.loss.r1_every)
         tr.optimize("disc", d["d"] + d.get("r1", 0.0))
         logs.update(d)
-    if c.loss.use_mi:                                                              # 3. CLUB estimator: max log q(h_m | e_id)
+    if c.loss.use_mi:  # 3. CLUB estimator: max log q(h_m | e_id)
         xy = {"x": out["club_x"].detach(), "y": out["club_y"].detach()}
         for _ in range(c.loss.club_steps):
             ll = net(xy, mode="club")
@@ -381,6 +387,7 @@ def _fixed_batch(ds:Stage1PairDataset, n:int):
     items = [ds[i] for i in range(n)]  # item i is clip i % n_clips: distinct clips first
     return torch.stack([b["source"] for b in items]), torch.stack([b["target"] for b in items])
 
+# %% ../../nbs/28_stage1.train.ipynb #5e79c4e2
 def build_stage1_trainer(
     cfg: Stage1TrainConfig,
     out_dir,
@@ -412,7 +419,12 @@ def build_stage1_trainer(
     opts = {"model": adam(net.model_parameters()), "disc": adam(disc.parameters())}
     if cfg.loss.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.optim.club_lr)
     held = Stage1PairDataset(
-        cfg.data.data_dir, test_spk, size=size, items_per_clip=cfg.data.n_samples, negatives=False, seed=cfg.train.seed + 1
+        cfg.data.data_dir,
+        test_spk,
+        size=size,
+        items_per_clip=cfg.data.n_samples,
+        negatives=False,
+        seed=cfg.train.seed + 1,
     )
     fixed = _fixed_batch(held, cfg.data.n_samples)
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
@@ -434,6 +446,7 @@ def build_stage1_trainer(
     if tr.is_main: cfg.save(out_dir/"config.json")
     return tr
 
+# %% ../../nbs/28_stage1.train.ipynb #cbb8504b
 def train_stage1(cfg:Stage1TrainConfig, out_dir, progress:bool=True, eval_fn=None) -> Path:
     "Train (or resume) stage 1 into `out_dir`; returns the checkpoint path."
     tr = build_stage1_trainer(cfg, out_dir, progress, eval_fn=eval_fn); tr.fit(); return tr.ckpt_path

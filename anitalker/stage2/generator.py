@@ -36,6 +36,7 @@ def _check_variant(v):
 # %% ../../nbs/32_stage2.generator.ipynb #13cf98ba
 PREDICTIONS = ("epsilon", "sample", "v")
 
+# %% ../../nbs/32_stage2.generator.ipynb #41553ebb
 @dataclass
 class Stage2Config(Config):
     "Sizes of the stage-2 motion generator; `paper(variant)` is the official model."
@@ -92,6 +93,7 @@ class Stage2Config(Config):
             }
         )
 
+# %% ../../nbs/32_stage2.generator.ipynb #55bec8b0
 PRESETS = {"paper": Stage2Config.paper, "tiny": Stage2Config.tiny}
 
 # %% ../../nbs/32_stage2.generator.ipynb #7aa95432
@@ -169,6 +171,7 @@ def condition(self:MotionGenerator, audio:torch.Tensor, # (B,25,2T,1024) or (B,4
     h, preds = self.adapter(self.speech_features(audio), controls, targets, teacher_forcing)
     return {"audio": h, "predictions": preds}
 
+# %% ../../nbs/32_stage2.generator.ipynb #79022dc3
 @patch
 def n_frames(self:MotionGenerator, n_audio:int) -> int: # audio frames L
     "Video frames T = floor(L / rate) the model makes of L audio frames."
@@ -182,6 +185,7 @@ def _batch(v, name:str, B:int, tail:tuple) -> torch.Tensor:
                          f"{tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}")
     return v.expand(B, *tail)
 
+# %% ../../nbs/32_stage2.generator.ipynb #fd74208c
 @patch
 def denoise(self:MotionGenerator, x_t:torch.Tensor, # (B,T,motion_dim) noisy motion
              t, # int, 0-d or (B,) tensor: the raw timestep(s), 0…999
@@ -219,6 +223,7 @@ def denoise(self:MotionGenerator, x_t:torch.Tensor, # (B,T,motion_dim) noisy mot
     z = torch.cat([p.to(h.dtype) for p in parts], dim=-1)                    # (B,T,d_model)
     return self.out_proj(self.coarse_decoder(z))
 
+# %% ../../nbs/32_stage2.generator.ipynb #d92e319c
 @patch
 def forward(self:MotionGenerator, x_t, t, audio, alpha_start, wa_start, controls:dict|None=None, targets:dict|None=None,
              teacher_forcing:bool=False, return_cond:bool=False):
@@ -323,6 +328,7 @@ def _check_file_variant(sd:dict, variant:str, name:str):
     if got != variant: raise KeyError(f"{name} looks like a {got} checkpoint, but variant {variant!r} was asked: "
                                       f"load it with variant={got!r}")
 
+# %% ../../nbs/32_stage2.generator.ipynb #bd6c9bee
 @patch
 def load_official_state_dict(
     self: MotionGenerator, sd: dict, strict: bool = True, use: str = "ema", name: str = "state dict"

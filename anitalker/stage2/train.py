@@ -38,7 +38,8 @@ class Stage2Model(Config):
     t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default)
     sample_steps: int = 50             # DDIM steps of the training sample plot
     def __post_init__(self):
-        if self.preset not in ("tiny", "paper"): raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
+        if self.preset not in ("tiny", "paper"):
+            raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
         if self.target not in ("absolute", "relative"):
             raise ValueError(f"target must be 'absolute' or 'relative', got {self.target!r}")
         if self.prediction not in PREDICTIONS:
@@ -81,6 +82,7 @@ class Stage2Data(Config):
 # %% ../../nbs/34_stage2.train.ipynb #4e2db542
 def _stage2_run(**kw) -> TrainConfig: return TrainConfig(**{"ema_decay": 0.999, "ema_warmup": True, **kw})
 
+# %% ../../nbs/34_stage2.train.ipynb #c6e7a76e
 @dataclass
 class Stage2TrainConfig(GroupedConfig):
     "Everything a stage-2 run is: `model`, `loss`, `optim`, `data` and `train` (the run, with the EMA sampling uses)."
@@ -93,7 +95,8 @@ class Stage2TrainConfig(GroupedConfig):
     data: Stage2Data = field(default_factory=Stage2Data)
     train: TrainConfig = field(default_factory=_stage2_run)
     def __post_init__(self):
-        if not self.train.ema_decay > 0: raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
+        if not self.train.ema_decay > 0:
+            raise ValueError("stage 2 samples with EMA weights: train.ema_decay must be > 0")
     @property
     def audio_kind(self) -> str: return "hubert" if self.model.variant.startswith("hubert") else "mfcc"
     def build_generator(self) -> MotionGenerator: return generator_of(self.model.to_dict())
@@ -121,7 +124,8 @@ class Stage2TrainConfig(GroupedConfig):
 
     @classmethod
     def from_params(cls, params:dict):
-        "From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest overrides."
+        """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
+        overrides."""
         P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
         return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
 
@@ -155,10 +159,14 @@ def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config 
     t = torch.randint(0, sched.num_train_timesteps, (len(x0),))               # t ~ U{0..T-1}
     noise = torch.randn_like(x0)                                              # ε
     x_t = sched.add_noise(x0, noise, t)                                       # x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε
-    eps, preds = tr.models["net"](batch, x_t, t.to(x0.device), c.loss.teacher_forcing)   # ε̂_θ(x_t, t, audio, α_start, w_a)
-    w = diffusion_weights(sched, t, c.loss.loss_weight, c.loss.snr_gamma, c.model.prediction).to(x0.device)   # w_t: 1, or min-SNR
+    eps, preds = tr.models["net"](
+        batch, x_t, t.to(x0.device), c.loss.teacher_forcing
+    )  # ε̂_θ(x_t, t, audio, α_start, w_a)
+    w = diffusion_weights(sched, t, c.loss.loss_weight, c.loss.snr_gamma, c.model.prediction).to(
+        x0.device
+    )  # w_t: 1, or min-SNR
     ab = sched.alphas_cumprod[t].float().to(x0.device)[:, None, None]         # ᾱ_t
-    want = diffusion_target(c.model.prediction, x0, noise, ab)                      # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
+    want = diffusion_target(c.model.prediction, x0, noise, ab)  # ε, x_0 or v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
     logs = {"diff": ((eps.float() - want).pow(2).flatten(1).mean(1) * w).mean()}    # L_diff (simple when uniform, ε)
     for a, p in preds.items(): logs[f"var_{a}"] = F.mse_loss(p.float(), batch[a])   # ‖ĉ_a − c_a‖² per adapter attribute
     logs["loss"] = logs["diff"] + c.loss.w_var * sum(
@@ -191,11 +199,19 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
     ax[0].legend(fontsize=6); fig.tight_layout(); fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy(); plt.close(fig); return img
 
+# %% ../../nbs/34_stage2.train.ipynb #d8f67c68
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
-    ds = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window, speakers=train_spk,
-                             items_per_clip=cfg.data.items_per_clip, seed=cfg.train.seed)
+    ds = Stage2WindowDataset(
+        cfg.data.data_dir,
+        cfg.data.latents,
+        kind=cfg.audio_kind,
+        window=cfg.data.window,
+        speakers=train_spk,
+        items_per_clip=cfg.data.items_per_clip,
+        seed=cfg.train.seed,
+    )
     torch.manual_seed(cfg.train.seed)
     gen = cfg.build_generator()
     with torch.no_grad():
@@ -240,6 +256,7 @@ def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, res
     if tr.is_main: cfg.save(Path(out_dir)/"config.json")
     return tr
 
+# %% ../../nbs/34_stage2.train.ipynb #54cabcc2
 def train_stage2(cfg:Stage2TrainConfig, out_dir, progress:bool=True) -> Path:
     "Train (or resume) stage 2 into `out_dir`; returns the checkpoint path."
     tr = build_stage2_trainer(cfg, out_dir, progress); tr.fit(); return tr.ckpt_path
