@@ -178,7 +178,8 @@ def stage2_step(tr:Trainer, batch:dict, c:Stage2TrainConfig, # the stage config 
 # %% ../../nbs/34_stage2.train.ipynb #db99e79a
 def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndarray:
     "An (H,W,3) image: three α dimensions of a held-out window, ground truth vs sampled from its audio (EMA weights)."
-    import matplotlib; matplotlib.use("Agg", force=False); import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure                  # no pyplot: a notebook's inline backend stays as it is
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     ctrl = {"pose": item["pose"][None]} if "pose" in net.gen.cfg.attrs and variant.endswith("full_control") else None
     out = sample_motion(
         net.gen,
@@ -191,13 +192,13 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
     )
     gen, gt = net.norm.from_x0(out["motion"], item["motion_start"][None]).numpy(), item["motion"].numpy()
     dims = np.argsort(-gt.std(0))[:3]
-    fig, ax = plt.subplots(1, 3, figsize=(9, 2.2), dpi=80)
+    fig = Figure(figsize=(9, 2.2), dpi=80); canvas = FigureCanvasAgg(fig); ax = fig.subplots(1, 3)
     for a, d in zip(ax, dims):
         a.plot(gt[:, d], "k", lw=1, label="stage-1 α")
         a.plot(gen[:, d], "C1", lw=1, label="sampled")
         a.set_title(f"α{d}", fontsize=8)
-    ax[0].legend(fontsize=6); fig.tight_layout(); fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy(); plt.close(fig); return img
+    ax[0].legend(fontsize=6); fig.tight_layout(); canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 # %% ../../nbs/34_stage2.train.ipynb #d8f67c68
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
