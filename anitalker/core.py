@@ -139,10 +139,12 @@ class GroupedConfig(Config):
     def with_flat(self, **flat):
         "A copy with flat keys changed (`lr=1e-3`); a group may also be given whole (`train=TrainConfig(...)`)."
         d, kg = self.to_dict(), self.key_groups()
+        unknown = sorted(k for k in flat if k not in d and k not in kg)
+        if unknown: raise KeyError(f"{type(self).__name__}: unknown key(s) {unknown}; valid keys are {sorted(kg)}")
         for k, v in flat.items():
             if k in d and isinstance(v, (Config, dict)): d[k] = {**d[k], **_to_plain(v)}
             elif k in kg: d[kg[k]][k] = _to_plain(v)
-            else: raise KeyError(f"{type(self).__name__}: unknown key {k!r}; valid keys are {sorted(kg)}")
+            else: raise TypeError(f"{type(self).__name__}: group {k!r} takes a config or a dict, got {v!r}")
         return type(self).from_dict(d)
 
     @classmethod
