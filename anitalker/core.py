@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, io, json, random, hashlib, tempfile, zipfile, pickle, dataclasses, datetime, contextlib, typing
 from pathlib import Path
+from fastcore.basics import patch
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np, torch, yaml
 
@@ -93,27 +94,31 @@ class Config:
     @classmethod
     def from_yaml(cls, s:str): return cls.from_dict(yaml.safe_load(s) or {})
 
-    @property
-    def hash(self) -> str:
-        "Stable 10-hex-digit id of the values (independent of field and key order)."
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canon.encode()).hexdigest()[:10]
+# %% ../nbs/00_core.ipynb #3b5ffad0
+@patch(as_prop=True)
+def hash(self:Config) -> str:
+    "Stable 10-hex-digit id of the values (independent of field and key order)."
+    canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:10]
 
-    def replace(self, **changes):
-        "A copy with some fields changed; unknown names are an error."
-        return type(self).from_dict({**self.to_dict(), **{k: _to_plain(v) for k, v in changes.items()}})
+@patch
+def replace(self:Config, **changes):
+    "A copy with some fields changed; unknown names are an error."
+    return type(self).from_dict({**self.to_dict(), **{k: _to_plain(v) for k, v in changes.items()}})
 
-    def save(self, path): # '.json', '.yaml' or '.yml'
-        path = Path(path)
-        text = self.to_yaml() if path.suffix in (".yaml", ".yml") else self.to_json()
-        atomic_write(path, text); return path
+@patch
+def save(self:Config, path): # '.json', '.yaml' or '.yml'
+    path = Path(path)
+    text = self.to_yaml() if path.suffix in (".yaml", ".yml") else self.to_json()
+    atomic_write(path, text)
+    return path
 
-    @classmethod
-    def load(cls, path):
-        path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        text = path.read_text()
-        return cls.from_yaml(text) if path.suffix in (".yaml", ".yml") else cls.from_json(text)
+@patch(cls_method=True)
+def load(cls:Config, path):
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    return cls.from_yaml(text) if path.suffix in (".yaml", ".yml") else cls.from_json(text)
 
 # %% ../nbs/00_core.ipynb #cf5912ba
 @dataclass
@@ -147,25 +152,27 @@ class GroupedConfig(Config):
             else: raise TypeError(f"{type(self).__name__}: group {k!r} takes a config or a dict, got {v!r}")
         return type(self).from_dict(d)
 
-    @classmethod
-    def preset(cls, name:str, **flat):
-        "The preset `name` (one of `PRESETS`) with flat overrides."
-        if name not in cls.PRESETS:
-            raise ValueError(f"{cls.__name__}: preset must be one of {list(cls.PRESETS)}, got {name!r}")
-        return getattr(cls, name)(**flat)
-
-    @classmethod
-    def from_flat(cls, d:dict, preset:str|None=None):
-        "From one flat dict over a preset (default: the first of `PRESETS`)."
-        return cls.preset(preset or cls.PRESETS[0], **d)
-
     def replace(self, **changes): return self.with_flat(**changes)   # flat keys or whole groups
 
     def to_flat(self) -> dict: return {k: v for g in self.to_dict().values() for k, v in g.items()}
 
-    def flat_text(self) -> str:
-        "The config printed flat, one line per group: what a run prints at its start."
-        return "\n".join(f"{g:>6}: " + ", ".join(f"{k}={v!r}" for k, v in d.items()) for g, d in self.to_dict().items())
+# %% ../nbs/00_core.ipynb #b07feac8
+@patch(cls_method=True)
+def preset(cls:GroupedConfig, name:str, **flat):
+    "The preset `name` (one of `PRESETS`) with flat overrides."
+    if name not in cls.PRESETS:
+        raise ValueError(f"{cls.__name__}: preset must be one of {list(cls.PRESETS)}, got {name!r}")
+    return getattr(cls, name)(**flat)
+
+@patch(cls_method=True)
+def from_flat(cls:GroupedConfig, d:dict, preset:str|None=None):
+    "From one flat dict over a preset (default: the first of `PRESETS`)."
+    return cls.preset(preset or cls.PRESETS[0], **d)
+
+@patch
+def flat_text(self:GroupedConfig) -> str:
+    "The config printed flat, one line per group: what a run prints at its start."
+    return "\n".join(f"{g:>6}: " + ", ".join(f"{k}={v!r}" for k, v in d.items()) for g, d in self.to_dict().items())
 
 # %% ../nbs/00_core.ipynb #3a5e3946
 def flat_of(d:dict) -> dict:

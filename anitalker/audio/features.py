@@ -254,6 +254,7 @@ def audio_sha256(src, # path to a file, raw bytes, or a numpy array of samples
             for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
     return h.hexdigest()
 
+# %% ../../nbs/15_audio.features.ipynb #5dd37df8
 class FeatureCache:
     "Feature arrays on disk under `root`, keyed by audio content + kind + parameters."
     def __init__(self, root): # cache folder (created on first write)

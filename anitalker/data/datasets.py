@@ -215,17 +215,11 @@ def gt_code(attrs:dict) -> np.ndarray: # a clip's attrs (built-in data)
 # %% ../../nbs/14_data.datasets.ipynb #edf55ff9
 class Stage1PairDataset(Dataset):
     "Items {source, target (same clip, no augmentation), negative (other speaker, augmented), speaker ids[, gt (2,8)]}."
-    def __init__(
-        self,
-        root,
-        speakers=None,
-        size: int | None = None,  # resize frames if they differ (e.g. 256² data, 64² model)
-        items_per_clip: int = 50,  # length of an epoch = clips × items_per_clip
-        negatives: bool = True,
-        seed: int = 0,
-        cache_clips: int = 16,
-        gt: bool = False,
-    ):  # also the ground-truth codes (`gt_code`) of source and target (built-in data)
+    def __init__(self, root, speakers=None,
+                 size:int|None=None, # resize frames if they differ (e.g. 256² data, 64² model)
+                 items_per_clip:int=50, # length of an epoch = clips × items_per_clip
+                 negatives:bool=True, seed:int=0, cache_clips:int=16,
+                 gt:bool=False): # also the ground-truth codes (`gt_code`) of source and target (built-in data)
         self.clips = list_clips(root, speakers)
         if not self.clips:
             raise ValueError(f"no clips under {str(root)!r}" + (f" for speakers {speakers}" if speakers else ""))
@@ -234,12 +228,7 @@ class Stage1PairDataset(Dataset):
         if negatives and len(self.speakers) < 2: raise ValueError("negatives need at least 2 speakers")
         self.by_spk = {s: [i for i, c in enumerate(self.clips) if c.speaker == s] for s in self.speakers}
         self.frames, self.n, self.negatives, self.seed, self.epoch = (
-            _ClipFrames(self.clips, size, cache_clips),
-            items_per_clip,
-            negatives,
-            seed,
-            0,
-        )
+            _ClipFrames(self.clips, size, cache_clips), items_per_clip, negatives, seed, 0)
         self.aug = negative_augment() if negatives else None
         self.gt = [gt_code(c.attrs()) for c in self.clips] if gt else None
     def __len__(self): return len(self.clips) * self.n
@@ -269,6 +258,26 @@ def seed_worker(worker_id:int):
 # %% ../../nbs/14_data.datasets.ipynb #2ee7a19b
 def latent_path(latents, speaker:str, clip:str) -> Path: return Path(latents)/speaker/f"{clip}.npz"
 
+# %% ../../nbs/14_data.datasets.ipynb #372be72f
+def _window_clips(root, latents, kind:str, window:int, speakers=None) -> list:
+    "The clips long enough for a window (and with audio unless `kind` is 'none'); an error if any lacks its inputs."
+    clips = [c for c in list_clips(root, speakers)
+             if c.n_frames >= window + 1 and (kind == "none" or c.meta["has_audio"])]
+    missing = [f"{c.speaker}/{c.meta['clip']}" for c in clips
+               if not latent_path(latents, c.speaker, c.meta["clip"]).exists()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} clip(s) have no stage-1 latents under {str(latents)!r} "
+                                f"(e.g. {missing[:3]}): run stage-1 latent extraction first")
+    if kind != "none":
+        nofeat = [c for c in clips if not feature_path(root, kind, c.speaker, c.meta["clip"]).exists()]
+        if nofeat:
+            raise FileNotFoundError(f"{len(nofeat)} clip(s) have no {kind} features: "
+                                    f"run extract_features(root, {kind!r}) first")
+    if not clips:
+        raise ValueError(f"no clip under {str(root)!r} is at least {window + 1} frames long"
+                         + (" with audio" if kind != "none" else ""))
+    return clips
+
 # %% ../../nbs/14_data.datasets.ipynb #7a17a266
 class Stage2WindowDataset(Dataset):
     "Windows {audio, motion (W,d), motion_start, latent_start, pose (W,3), location (W,1), scale (W,1)}."
@@ -277,41 +286,8 @@ class Stage2WindowDataset(Dataset):
         if kind not in ("mfcc", "hubert", "none"):
             raise ValueError(f"kind must be 'mfcc', 'hubert' or 'none', got {kind!r}")
         self.root, self.latents, self.kind, self.W, self.n, self.seed, self.epoch = (
-            Path(root),
-            Path(latents),
-            kind,
-            window,
-            items_per_clip,
-            seed,
-            0,
-        )
-        clips = [
-            c
-            for c in list_clips(root, speakers)
-            if c.n_frames >= window + 1 and (kind == "none" or c.meta["has_audio"])
-        ]
-        missing = [
-            f"{c.speaker}/{c.meta['clip']}"
-            for c in clips
-            if not latent_path(latents, c.speaker, c.meta["clip"]).exists()
-        ]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} clip(s) have no stage-1 latents under {str(latents)!r} (e.g. {missing[:3]}): run "
-                "stage-1 latent extraction first"
-            )
-        if kind != "none":
-            nofeat = [c for c in clips if not feature_path(root, kind, c.speaker, c.meta["clip"]).exists()]
-            if nofeat:
-                raise FileNotFoundError(
-                    f"{len(nofeat)} clip(s) have no {kind} features: run extract_features(root, {kind!r}) first"
-                )
-        if not clips:
-            raise ValueError(
-                f"no clip under {str(root)!r} is at least {window + 1} frames long"
-                + (" with audio" if kind != "none" else "")
-            )
-        self.clips = clips
+            Path(root), Path(latents), kind, window, items_per_clip, seed, 0)
+        self.clips = _window_clips(root, latents, kind, window, speakers)
     def __len__(self): return len(self.clips) * self.n
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __getitem__(self, i):
@@ -319,21 +295,15 @@ class Stage2WindowDataset(Dataset):
         s = int(rng.integers(1, c.n_frames - W + 1))                              # window [s, s+W), start frame s-1
         with np.load(latent_path(self.latents, c.speaker, c.meta["clip"])) as z: alpha, wa = z["alpha"], z["w_a"]
         at = c.attrs()
-        out = {
-            "motion": torch.from_numpy(alpha[s : s + W]).float(),
-            "motion_start": torch.from_numpy(alpha[s - 1]).float(),
-            "latent_start": torch.from_numpy(wa[s - 1]).float(),
-            "pose": torch.from_numpy(
-                np.clip(np.stack([at["yaw"], at["pitch"], at["roll"]], 1)[s : s + W] / 90, -1, 1)
-            ).float(),
-            "location": torch.from_numpy(at["location"][s : s + W, None]).float(),
-            "scale": torch.from_numpy(at["scale"][s : s + W, None]).float(),
-            "start": s,
-            "clip": i % len(self.clips),
-        }
+        out = {"motion": torch.from_numpy(alpha[s:s + W]).float(),
+               "motion_start": torch.from_numpy(alpha[s - 1]).float(),
+               "latent_start": torch.from_numpy(wa[s - 1]).float(),
+               "pose": torch.from_numpy(np.clip(np.stack([at["yaw"], at["pitch"], at["roll"]], 1)[s:s + W] / 90,
+                                                -1, 1)).float(),
+               "location": torch.from_numpy(at["location"][s:s + W, None]).float(),
+               "scale": torch.from_numpy(at["scale"][s:s + W, None]).float(), "start": s, "clip": i % len(self.clips)}
         if self.kind != "none":
             f = np.load(feature_path(self.root, self.kind, c.speaker, c.meta["clip"]), mmap_mode="r")
             out["audio"] = torch.from_numpy(
-                np.array(f[4 * s : 4 * (s + W)] if self.kind == "mfcc" else f[:, 2 * s : 2 * (s + W)], np.float32)
-            )
+                np.array(f[4 * s:4 * (s + W)] if self.kind == "mfcc" else f[:, 2 * s:2 * (s + W)], np.float32))
         return out

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, re, subprocess, tempfile, contextlib, shutil
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import imageio_ffmpeg, soundfile as sf
 from ..core import exists, atomic_open
@@ -115,18 +116,6 @@ class VideoWriter:
         self.pix_fmt = pix_fmt
         self.proc, self.n, self.shape = None, 0, None
 
-    def _start(self, h, w):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                "-s", f"{w}x{h}", "-r", str(self.fps), "-i", "-"]
-        if exists(self.audio):
-            self.wav_tmp = write_wav(self.tmp + ".wav", self.audio, self.sr)
-            args += ["-i", str(self.wav_tmp), "-c:a", "aac", "-b:a", "128k", "-shortest"]
-        args += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", self.pix_fmt, self.tmp]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-
     def write(self, frames:np.ndarray): # (n,H,W,3) or (H,W,3) uint8 RGB
         frames = np.asarray(frames)
         if frames.ndim == 3: frames = frames[None]
@@ -153,6 +142,20 @@ class VideoWriter:
         else:
             with contextlib.suppress(FileNotFoundError): os.unlink(self.tmp)
             if ok: raise MediaError(f"ffmpeg failed writing {str(self.path)!r}: {err[-300:]}")
+
+# %% ../../nbs/11_data.media.ipynb #a9423e30
+@patch
+def _start(self:VideoWriter, h, w):
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+    os.close(fd)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{w}x{h}", "-r", str(self.fps), "-i", "-"]
+    if exists(self.audio):
+        self.wav_tmp = write_wav(self.tmp + ".wav", self.audio, self.sr)
+        args += ["-i", str(self.wav_tmp), "-c:a", "aac", "-b:a", "128k", "-shortest"]
+    args += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", self.pix_fmt, self.tmp]
+    self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
 # %% ../../nbs/11_data.media.ipynb #f6c08457
 def write_video(path, frames:np.ndarray, fps:float=25, audio:np.ndarray|None=None, sr:int=16000, crf:int=18,

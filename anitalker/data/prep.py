@@ -122,10 +122,26 @@ def _crop_pass(path, cfg, segs, crops):
         t += len(b)
     return {i: np.concatenate(v) for i, v in out.items() if v}
 
+# %% ../../nbs/13_data.prep.ipynb #30af780e
+def _crop_boxes(boxes, segs, names, info, cfg, drop) -> tuple[dict, dict]:
+    "Each segment's crop box ({i: box}), or its dropped record ({i: record}): no face found, or filtered out."
+    from anitalker.data.faces import clip_crop_box
+    recs, crops = {}, {}
+    for i, (s, e) in enumerate(segs):
+        if not np.isfinite(boxes[s:e]).all(1).any():
+            recs[i] = drop(names[i], f"no face found in any of {e - s} frames")
+            continue
+        box = clip_crop_box(boxes[s:e], (info["height"], info["width"]), cfg.expand)
+        if r := filter_reason(cfg, box.size, seconds=(e - s) / FPS):
+            recs[i] = drop(names[i], r, crop_side=box.size)
+            continue
+        crops[i] = box
+    return recs, crops
+
 # %% ../../nbs/13_data.prep.ipynb #d3bea50b
 def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
     "Prepare one video (all its segments) into `out`; returns the segment records (kept and dropped)."
-    from anitalker.data.faces import clip_crop_box, blur_score, face_attributes
+    from anitalker.data.faces import blur_score, face_attributes
     spk, base, path = item["speaker"], item["clip"], item["path"]
     def drop(clip, reason, **kw):
         write_dropped(out, spk, clip, reason, source=path, **kw)
@@ -137,16 +153,7 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
     except (MediaError, FileNotFoundError) as e: return [drop(base, f"unreadable: {e}")]
     segs = _segments(len(boxes), cfg); many = len(segs) > 1
     names = [f"{base}_s{i:03d}" if many else base for i in range(len(segs))]
-    recs, crops = {}, {}
-    for i, (s, e) in enumerate(segs):
-        if not np.isfinite(boxes[s:e]).all(1).any():
-            recs[i] = drop(names[i], f"no face found in any of {e - s} frames")
-            continue
-        box = clip_crop_box(boxes[s:e], (info["height"], info["width"]), cfg.expand)
-        if r := filter_reason(cfg, box.size, seconds=(e - s) / FPS):
-            recs[i] = drop(names[i], r, crop_side=box.size)
-            continue
-        crops[i] = box
+    recs, crops = _crop_boxes(boxes, segs, names, info, cfg, drop)
     frames = _crop_pass(path, cfg, segs, crops) if crops else {}
     audio = read_audio(path, SR) if info["has_audio"] else None
     for i, fr in frames.items():
@@ -156,17 +163,10 @@ def prepare_video(item:dict, out, cfg:PrepConfig) -> list[dict]:
         except ValueError as ex: recs[i] = drop(names[i], f"no face mesh: {ex}"); continue
         if r := filter_reason(cfg, box.size, blur, at["yaw"]): recs[i] = drop(names[i], r, crop_side=box.size); continue
         au = audio[int(s * SR / FPS):int(e * SR / FPS)] if exists(audio) else None
-        meta = {
-            "source": path,
-            "segment": [int(s), int(e)],
-            "src_fps": info["fps"],
-            "src_size": [info["width"], info["height"]],
-            "crop_xy_size": [box.x0, box.y0, box.size],
-            "blur": round(blur, 2),
-            "max_faces": int(counts[s:e].max()),
-            "mesh_invalid_fraction": at["invalid_fraction"],
-            "motion_only": au is None,
-        }
+        meta = {"source": path, "segment": [int(s), int(e)], "src_fps": info["fps"],
+                "src_size": [info["width"], info["height"]], "crop_xy_size": [box.x0, box.y0, box.size],
+                "blur": round(blur, 2), "max_faces": int(counts[s:e].max()),
+                "mesh_invalid_fraction": at["invalid_fraction"], "motion_only": au is None}
         write_clip(out, spk, names[i], fr, {k: at[k] for k in ("yaw", "pitch", "roll", "location", "scale")}, au, meta)
         recs[i] = {"speaker": spk, "clip": names[i], "status": "kept", **meta}
     return [recs[i] for i in sorted(recs)]

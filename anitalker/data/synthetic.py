@@ -156,28 +156,11 @@ def render_frame(ident:Identity, size:int=64, # output size in pixels
         th, ph = np.meshgrid(np.linspace(60, 300, 13), np.linspace(-55, 85, 8))
         _poly(img, _hull(h.to2d(h.point(th, ph, 1.12))), _shade(id_.hair, 0.85), ss)
     neck = h.to2d(h.point(0, -60)); sh_y = N * 0.47 + b * 1.35
-    _poly(
-        img,
-        np.array(
-            [
-                [neck[0] - a * 0.35, neck[1]],
-                [neck[0] + a * 0.35, neck[1]],
-                [neck[0] + a * 0.4, N],
-                [neck[0] - a * 0.4, N],
-            ]
-        ),
-        _shade(id_.skin, 0.85),
-        ss,
-    )
+    _poly(img, np.array([[neck[0] - a * 0.35, neck[1]], [neck[0] + a * 0.35, neck[1]], [neck[0] + a * 0.4, N],
+                         [neck[0] - a * 0.4, N]]), _shade(id_.skin, 0.85), ss)
     t = np.linspace(np.pi, 2 * np.pi, 24)
-    _poly(
-        img,
-        np.stack(
-            [neck[0] + 2.3 * a * np.cos(t), sh_y + 0.9 * b - 0.9 * b * np.abs(np.sin(t)) * 0 + 0.8 * b * np.sin(t)], -1
-        ),
-        id_.shirt,
-        ss,
-    )
+    _poly(img, np.stack([neck[0] + 2.3 * a * np.cos(t),
+                         sh_y + 0.9 * b - 0.9 * b * np.abs(np.sin(t)) * 0 + 0.8 * b * np.sin(t)], -1), id_.shirt, ss)
     for s in (-1, 1):                                                           # ears (drawn behind the head outline)
         if h.normal_z(s * 90, 0) > -0.6:
             _poly(img, h.patch(s * 92, -2, 8, 14 * id_.ear / 0.15, 1.02), _shade(id_.skin, 0.9), ss)
@@ -210,24 +193,15 @@ def _features(img, h, id_, mouth_open, mouth_width, blink, vis, N, ss, size, fea
             open_ = max(0.06, 1 - blink)
             _poly(img, h.patch(th, ph, ew * 0.5, eh * 0.5 * open_), (245, 245, 245), ss)
             if open_ > 0.3: _poly(img, h.patch(th, ph, ew * 0.22, min(ew * 0.22, eh * 0.5 * open_)), id_.iris, ss)
-            _line(
-                img,
-                *h.to2d(h.point(np.array([th - 7, th + 7]), ph + 9 + id_.eye_size * 20)),
-                _shade(id_.hair, 0.6),
-                id_.brow * N * 0.5,
-            )
+            _line(img, *h.to2d(h.point(np.array([th - 7, th + 7]), ph + 9 + id_.eye_size * 20)), _shade(id_.hair, 0.6),
+                  id_.brow * N * 0.5)
             if id_.glasses:
                 ring = h.patch(th, ph, ew * 0.75, eh * 1.1, 1.05)
-                cv2.polylines(
-                    img, [np.round(ring * 16).astype(np.int32)], True, (30, 30, 30), max(1, ss), cv2.LINE_AA, shift=4
-                )
+                cv2.polylines(img, [np.round(ring * 16).astype(np.int32)], True, (30, 30, 30), max(1, ss), cv2.LINE_AA,
+                              shift=4)
     if id_.glasses and vis(0, id_.eye_phi):
-        _line(
-            img,
-            *h.to2d(h.point(np.array([-id_.eye_theta + ew * 0.75, id_.eye_theta - ew * 0.75]), id_.eye_phi, 1.08)),
-            (30, 30, 30),
-            ss,
-        )
+        _line(img, *h.to2d(h.point(np.array([-id_.eye_theta + ew * 0.75, id_.eye_theta - ew * 0.75]),
+                                   id_.eye_phi, 1.08)), (30, 30, 30), ss)
     tip = h.point(0, -6, 1 + id_.nose_len)  # nose: a triangle from the bridge to the tip
     if vis(0, -6):
         base = h.point(np.array([-id_.nose_w, id_.nose_w]), -10)
@@ -377,28 +351,18 @@ def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, s
         raise ValueError(f"n_ids and clips_per_id must be >= 1, got {n_ids}, {clips_per_id}")
     if size not in (64, 128, 256): raise ValueError(f"size must be 64, 128 or 256, got {size}")
     if features not in FEATURES: raise ValueError(f"features must be one of {list(FEATURES)}, got {features!r}")
-    settings = {
-        "source": "synthetic",
-        "n_ids": n_ids,
-        "clips_per_id": clips_per_id,
-        "seconds": seconds,
-        "size": size,
-        "seed": seed,
-        "features": features,
-    }
+    settings = {"source": "synthetic", "n_ids": n_ids, "clips_per_id": clips_per_id, "seconds": seconds, "size": size,
+                "seed": seed, "features": features}
     old = Path(out_dir)/"manifest.json"
     if old.exists():                                       # resuming is only safe with the same drawing settings
         prev = json.loads(old.read_text()).get("settings", {})
-        diff = {
-            k: (prev.get(k, "small" if k == "features" else None), settings[k])
-            for k in ("seconds", "size", "seed", "features")
-            if prev.get(k, "small" if k == "features" else None) != settings[k]
-        }  # data made before the option: 'small'
+        # data made before the option: 'small'
+        diff = {k: (prev.get(k, "small" if k == "features" else None), settings[k])
+                for k in ("seconds", "size", "seed", "features")
+                if prev.get(k, "small" if k == "features" else None) != settings[k]}
         if diff:
-            raise ValueError(
-                f"{str(out_dir)!r} holds a synthetic dataset made with other settings {diff} (was, now): use another "
-                "folder"
-            )
+            raise ValueError(f"{str(out_dir)!r} holds a synthetic dataset made with other settings {diff} (was, now): "
+                             "use another folder")
     jobs = [(seed, i, j, seconds, size, str(out_dir), features) for i in range(n_ids) for j in range(clips_per_id)]
     workers = default(workers, os.cpu_count() or 1); t0 = time.perf_counter(); made = 0
     bar = tqdm(total=len(jobs), desc=f"synth {size}²", unit="clip", disable=not progress)

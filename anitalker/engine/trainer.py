@@ -168,19 +168,10 @@ class Trainer:
                 ):
         from accelerate import Accelerator, DistributedDataParallelKwargs
         self.cfg, self.out, self.dataset, self.step_fn, self.sample_fn, self.collate_fn = (
-            cfg,
-            Path(out_dir),
-            dataset,
-            step_fn,
-            sample_fn,
-            collate_fn,
-        )
-        self.acc = Accelerator(
-            cpu=cfg.cpu,
-            mixed_precision=cfg.mixed_precision,
-            gradient_accumulation_steps=cfg.grad_accum,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
+            cfg, Path(out_dir), dataset, step_fn, sample_fn, collate_fn)
+        self.acc = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
+                               gradient_accumulation_steps=cfg.grad_accum,
+                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         mn, on = list(models), list(optimizers)
         prepared = self.acc.prepare(*models.values(), *optimizers.values())
         prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
@@ -200,15 +191,18 @@ class Trainer:
     def device(self): return self.acc.device
     def unwrap(self, name:str) -> nn.Module: return self.acc.unwrap_model(self.models[name])
     def backward(self, loss): self.acc.backward(loss)
-    def optimize(
-        self, name: str, loss: torch.Tensor, clip: float = 0.0
-    ):  # clip > 0: clip the gradient norm of `name` to this
-        "backward, [clip], step, zero_grad: in this order, so accumulated gradients survive until the last micro-batch."
-        self.acc.backward(loss)
-        if clip > 0 and self.acc.sync_gradients:
-            self.acc.clip_grad_norm_([p for g in self.opts[name].param_groups for p in g["params"]], clip)
-        self.opts[name].step(); self.opts[name].zero_grad(set_to_none=True)
     def autocast(self): return self.acc.autocast()
+
+# %% ../../nbs/05_engine.trainer.ipynb #7f0444e8
+@patch
+def optimize(self:Trainer, name:str, loss:torch.Tensor,
+             clip:float=0.0): # clip > 0: clip the gradient norm of `name` to this
+    "backward, [clip], step, zero_grad: in this order, so accumulated gradients survive until the last micro-batch."
+    self.acc.backward(loss)
+    if clip > 0 and self.acc.sync_gradients:
+        self.acc.clip_grad_norm_([p for g in self.opts[name].param_groups for p in g["params"]], clip)
+    self.opts[name].step()
+    self.opts[name].zero_grad(set_to_none=True)
 
 # %% ../../nbs/05_engine.trainer.ipynb #6b839cb4
 @patch
@@ -302,33 +296,48 @@ def _sample(self:Trainer):
     if exists(self.tb): self.tb.add_image("samples", img, self.step, dataformats="HWC")
     return path
 
+# %% ../../nbs/05_engine.trainer.ipynb #655d9d66
+@patch
+def _open_logs(self:Trainer):
+    "Main process: cut metrics.csv and eval.jsonl back to the current step; open TensorBoard if it is installed."
+    self.tb = None
+    if not self.is_main: return
+    _truncate_log(self.out/"metrics.csv", self.step)
+    _truncate_eval(self.out/"eval.jsonl", self.step)
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        self.tb = SummaryWriter(self.out/"tb", purge_step=self.step or None)
+    except ImportError: warnings.warn("tensorboard is not installed: logging to metrics.csv only")
+
+@patch
+def _loader(self:Trainer) -> DataLoader:
+    "The training batches, from micro-batch `self.micro` on (exact resume)."
+    c, acc = self.cfg, self.acc
+    sampler = ResumableSampler(len(self.dataset), c.batch_size, acc.num_processes, acc.process_index, c.seed,
+                               start=self.micro)
+    return DataLoader(self.dataset, c.batch_size, sampler=sampler, num_workers=c.num_workers,
+                      collate_fn=self.collate_fn, generator=torch.Generator().manual_seed(c.seed),
+                      persistent_workers=c.num_workers > 0, worker_init_fn=_seed_worker if c.num_workers else None)
+
+@patch
+def _log_step(self:Trainer, logs:dict, t0:float) -> dict:
+    "Log one row of `logs` ({name: [number per micro-batch]}) averaged over micro-batches and processes; returns it."
+    vals = torch.tensor([float(np.mean(v)) for v in logs.values()], dtype=torch.float64, device=self.device)
+    if self.acc.num_processes > 1: vals = self.acc.reduce(vals, "mean")
+    row = {"step": self.step, **dict(zip(logs, vals.tolist())), "time": time.time() - t0}
+    self._log(row)
+    return row
+
 # %% ../../nbs/05_engine.trainer.ipynb #d54c29df
 @patch
 def fit(self:Trainer) -> Path:
     "Train to cfg.steps (continuing from a loaded checkpoint); returns the run folder."
     from tqdm.auto import tqdm
     c = self.cfg; acc = self.acc
-    self.tb = None
-    if self.is_main:
-        _truncate_log(self.out/"metrics.csv", self.step); _truncate_eval(self.out/"eval.jsonl", self.step)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(self.out/"tb", purge_step=self.step or None)
-        except ImportError: warnings.warn("tensorboard is not installed: logging to metrics.csv only")
-    sampler = ResumableSampler(
-        len(self.dataset), c.batch_size, acc.num_processes, acc.process_index, c.seed, start=self.micro
-    )
-    dl = DataLoader(self.dataset, c.batch_size, sampler=sampler, num_workers=c.num_workers, collate_fn=self.collate_fn,
-                    generator=torch.Generator().manual_seed(c.seed), persistent_workers=c.num_workers > 0,
-                    worker_init_fn=_seed_worker if c.num_workers else None)
-    it, acc_logs, t0 = iter(dl), {}, time.time()
-    bar = tqdm(
-        total=c.steps,
-        initial=self.step,
-        disable=not (self.is_main and self.progress),
-        desc=self.out.name,
-        dynamic_ncols=True,
-    )
+    self._open_logs()
+    it, acc_logs, t0 = iter(self._loader()), {}, time.time()
+    bar = tqdm(total=c.steps, initial=self.step, disable=not (self.is_main and self.progress), desc=self.out.name,
+               dynamic_ncols=True)
     for m in self.models.values(): m.train()
     while self.step < c.steps:
         f = lr_factor(c, self.step)                                           # a function of the step: exact on resume
@@ -341,10 +350,7 @@ def fit(self:Trainer) -> Path:
         self.step += 1
         for n, e in self.ema.items(): e.update(self.unwrap(n), self.step if c.ema_warmup else None)
         if self.step % c.log_every == 0 or self.step == c.steps:
-            vals = torch.tensor([float(np.mean(v)) for v in acc_logs.values()], dtype=torch.float64, device=self.device)
-            if acc.num_processes > 1: vals = acc.reduce(vals, "mean")
-            row = {"step": self.step, **dict(zip(acc_logs, vals.tolist())), "time": time.time() - t0}
-            self._log(row); acc_logs = {}
+            row, acc_logs = self._log_step(acc_logs, t0), {}
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:4]})
         if c.sample_every and self.step % c.sample_every == 0: self._sample()
         if c.eval_every and self.step % c.eval_every == 0: self._evaluate()

@@ -207,8 +207,7 @@ class StyledConv(nn.Module):
     # inference in bf16: input maps at least this large get one folded weight per sample (see below)
     per_sample_min_px = 64 * 64
 
-    def forward(self, x, style, noise=None,
-                inplace:bool=False): # inference only: the caller allows x to be overwritten
+    def forward(self, x, style, noise=None, inplace:bool=False): # inference only: the caller allows x to be overwritten
         c = self.conv
         if torch.is_grad_enabled() or noise is not None or c.mode != "batched" or not c.demodulate:
             return self.activate(self.noise(c(x, style), noise))
@@ -222,28 +221,30 @@ class StyledConv(nn.Module):
         out.mul_((c.demod_coef(s) * r2)[:, :, None, None].to(x.dtype)).add_((self.activate.bias * r2).to(x.dtype))
         return F.leaky_relu_(out, self.activate.negative_slope)
 
-    def _per_sample(self, x, s):
-        """Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv
-        per sample: no passes over x for x·s and out·d."""
-        c, r2 = self.conv, math.sqrt(2)
-        # (B,Cout,Cin,k,k)
-        wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
-        bias = (self.activate.bias * r2).reshape(-1).to(x.dtype); out = None
-        for i in range(len(x)):
-            wi = wb[i].to(x.dtype)
-            o = _conv(c, x[i:i + 1], wi) if c.upsample else F.conv2d(x[i:i + 1], wi, bias, padding=c.padding)
-            if len(x) == 1: out = o; break
-            if out is None:
-                fmt = (
-                    torch.channels_last
-                    if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1
-                    else torch.contiguous_format
-                )
-                out = torch.empty((len(x), *o.shape[1:]), dtype=o.dtype, device=o.device, memory_format=fmt)
-            out[i:i + 1] = o
-        if c.upsample:
-            out.add_(bias[None, :, None, None])  # the blur after the transposed conv would scale a folded bias
-        return F.leaky_relu_(out, self.activate.negative_slope)
+# %% ../../nbs/01_nn.layers.ipynb #71ba13b7
+@patch
+def _per_sample(self:StyledConv, x, s):
+    """Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv
+    per sample: no passes over x for x·s and out·d."""
+    c, r2 = self.conv, math.sqrt(2)
+    # (B,Cout,Cin,k,k)
+    wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
+    bias = (self.activate.bias * r2).reshape(-1).to(x.dtype)
+    out = None
+    for i in range(len(x)):
+        wi = wb[i].to(x.dtype)
+        o = _conv(c, x[i:i + 1], wi) if c.upsample else F.conv2d(x[i:i + 1], wi, bias, padding=c.padding)
+        if len(x) == 1:
+            out = o
+            break
+        if out is None:
+            fmt = (torch.channels_last if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1
+                   else torch.contiguous_format)
+            out = torch.empty((len(x), *o.shape[1:]), dtype=o.dtype, device=o.device, memory_format=fmt)
+        out[i:i + 1] = o
+    if c.upsample:
+        out.add_(bias[None, :, None, None])  # the blur after the transposed conv would scale a folded bias
+    return F.leaky_relu_(out, self.activate.negative_slope)
 
 # %% ../../nbs/01_nn.layers.ipynb #560e6bfd
 class ConvLayer(nn.Sequential):
