@@ -201,87 +201,78 @@ def bf16_hardware() -> bool:
     except OSError: return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
+# %% ../nbs/70_bench.ipynb #be1a430e
+def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool) -> tuple: # (net, opt, batch)
+    "A `Stage1Net` of `cfg` in training mode, `alpha_only_targets` set, its optimiser and a (batch,3,S,S) batch."
+    from anitalker.stage1.train import Stage1Net
+    seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
+    opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True)
+    g = torch.Generator().manual_seed(seed)  # as training
+    b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
+    if layout == "channels_last":                                       # 4-D weights and the images in NHWC
+        for p_ in net.parameters():
+            if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
+        b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
+    return net, opt, b
+
+# %% ../nbs/70_bench.ipynb #4c3e9bd2
+def _time_train_steps(net, opt, b:dict, dt:str, ssim, steps:int) -> tuple: # ({part: [s]}, {sub-part: [s]})
+    "Seconds per step of forward / backward / optimiser, and of the encoder / renderer inside the forward pass."
+    from anitalker.losses.image import l1_loss
+    parts = {"forward": [], "backward": [], "optimizer": []}
+    sub = {"encoder": [], "renderer": []}  # sub: inside forward
+    for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
+        m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
+        m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
+    def step():
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
+            x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
+    step()                                                                # warm-up
+    for v in sub.values(): v.clear()
+    for _ in range(steps):
+        for k, v in zip(parts, step()): parts[k].append(v)
+    return parts, sub
+
 # %% ../nbs/70_bench.ipynb #7d0391a2
-def bench_stage1_train(
-    preset: str = "tiny",
-    batch: int = 8,
-    steps: int = 5,
-    dtypes=("float32", "bfloat16"),
-    layouts=("contiguous", "channels_last"),
-    seed: int = 0,
-    motion_res: int | None = None,  # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
-    full_targets: bool = True,
-) -> list[dict]:  # also time float32 with the whole encoder run on the targets
+def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("float32", "bfloat16"),
+                       layouts=("contiguous", "channels_last"), seed:int=0,
+                       motion_res:int|None=None, # None: 32 for tiny (the tiny_cpu recipe), 0 (official) otherwise
+                       full_targets:bool=True, # also time float32 with the whole encoder run on the targets
+                      ) -> list[dict]:
     """Rows {module 's1.train_step', preset, batch, dtype, layout, targets, ms_per_step, steps_per_s, ratio, parts_ms,
     bf16_hw}."""
-    from anitalker.stage1.train import Stage1TrainConfig, Stage1Net
-    from anitalker.losses.image import l1_loss, SSIMLoss
+    from anitalker.stage1.train import Stage1TrainConfig
+    from anitalker.losses.image import SSIMLoss
     motion_res = default(motion_res, 32 if preset == "tiny" else 0)
     cfg = Stage1TrainConfig.tiny(preset=preset, metric="none", use_mi=False, motion_res=motion_res, drive="difference")
     S = cfg.model_config().size
     rows, base, hw, ssim = [], None, bf16_hardware(), SSIMLoss()
-    combos = [
-        (dt, lay, True) for dt in dtypes for lay in layouts
-    ]  # True: driving frames get α only (what training does)
+    combos = [(dt, lay, True) for dt in dtypes for lay in layouts]  # True: driving frames get only α (as training)
     if full_targets and motion_res and "float32" in dtypes and "contiguous" in layouts:
         combos.append(("float32", "contiguous", False))  # the whole encoder on the targets too: the saving
     for dt, lay, alpha_only in combos:
-        seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
-        opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True)
-        g = torch.Generator().manual_seed(seed)  # as training
-        b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
-        if lay == "channels_last":                                          # 4-D weights and the images in NHWC
-            for p_ in net.parameters():
-                if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
-            b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
-        parts = {"forward": [], "backward": [], "optimizer": []}
-        sub = {"encoder": [], "renderer": []}  # sub: inside forward
-        for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
-            m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
-            m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
-        def step():
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
-                x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
-            t1 = time.perf_counter()
-            loss.backward()
-            t2 = time.perf_counter()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
-        step()                                                                # warm-up
-        for v in sub.values(): v.clear()
-        for _ in range(steps):
-            for k, v in zip(parts, step()): parts[k].append(v)
+        net, opt, b = _train_setup(cfg, S, batch, seed, lay, alpha_only)
+        parts, sub = _time_train_steps(net, opt, b, dt, ssim, steps)
         ms = sum(statistics.median(v) for v in parts.values()) * 1000; base = base or ms
-        rows.append(
-            {
-                "module": "s1.train_step",
-                "preset": preset,
-                "motion_res": motion_res,
-                "batch": batch,
-                "dtype": dt,
-                "layout": lay,
-                "targets": "alpha" if alpha_only else "full",
-                "ms_per_step": round(ms, 1),
-                "steps_per_s": round(1000 / ms, 2),
-                "ratio": round(ms / base, 2),
-                "bf16_hw": hw,
-                "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()},
-            }
-        )
+        rows.append({"module": "s1.train_step", "preset": preset, "motion_res": motion_res, "batch": batch, "dtype": dt,
+                     "layout": lay, "targets": "alpha" if alpha_only else "full", "ms_per_step": round(ms, 1),
+                     "steps_per_s": round(1000 / ms, 2), "ratio": round(ms / base, 2), "bf16_hw": hw,
+                     "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
     return rows
 
 # %% ../nbs/70_bench.ipynb #fd231d5a
-def run_bench(
-    preset: str = "paper",
-    quick: bool = False,
-    repeats: int = 3,
-    stage1: str | None = None,
-    only: str | None = None,  # 'stage1', 'stage2', 'e2e' or 'train': only those rows
-    long: bool = False,  # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
-    variant: str = "mfcc_full_control",
-) -> dict:  # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
+def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
+              only:str|None=None, # 'stage1', 'stage2', 'e2e' or 'train': only those rows
+              long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
+              variant:str="mfcc_full_control", # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
+             ) -> dict:
     """All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to
     load."""
     if only not in (None, "stage1", "stage2", "e2e", "train"):
@@ -293,78 +284,46 @@ def run_bench(
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
     rows = bench_stage1(preset, repeats=repeats, model=model) if only in (None, "stage1") else []
     if only in (None, "stage2"):
-        rows += bench_stage2(
-            p2,
-            "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
-            seconds=(2, 6) if quick else (10, 60),
-            steps=4 if quick else 50,
-            repeats=repeats,
-        )
+        rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
+                             seconds=(2, 6) if quick else (10, 60), steps=4 if quick else 50, repeats=repeats)
     if only in (None, "e2e") and model is None:
-        rows += bench_e2e(
-            p2,
-            seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)),
-            steps=4 if quick else 50,
-            variant=variant,
-        )
+        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)),
+                          steps=4 if quick else 50, variant=variant)
     if only in (None, "train"): rows += bench_stage1_train(steps=2 if quick else 10)
-    return {
-        "env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")},
-        "preset": preset,
-        "repeats": repeats,
-        "rows": rows,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset,
+            "repeats": repeats, "rows": rows,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 # %% ../nbs/70_bench.ipynb #d5b7cbdd
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
     e = rep["env"]
-    lines = [
-        f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset "
-        f"{rep['preset']} | "
-        f"median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
-        f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}",
-    ]
+    lines = [f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset "
+             f"{rep['preset']} | median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
+             f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
     for r in (r for r in rep["rows"] if "ms_per_frame" in r):
-        lines.append(
-            f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "
-            f"{'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}"
-        )
+        lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "
+                     f"{'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}")
     s2 = [r for r in rep["rows"] if "ms" in r]
     if s2:
-        lines += [
-            f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick",
-            f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}",
-        ]
-        lines += [
-            f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}"
-            for r in s2
-        ]
+        lines += [f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick",
+                  f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}"]
+        lines += [f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}"
+                  for r in s2]
     e2 = [r for r in rep["rows"] if r["module"].startswith("e2e.")]
     if e2:
-        lines += [
-            f"end to end: {e2[0]['preset']}, one process per row",
-            f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)",
-        ]
-        lines += [
-            f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  "
-            + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
-            for r in e2
-        ]
+        lines += [f"end to end: {e2[0]['preset']}, one process per row",
+                  f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
+        lines += [f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()) for r in e2]
     tr = [r for r in rep["rows"] if r["module"] == "s1.train_step"]
     if tr:
-        lines += [
-            f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 "
-            f"hardware: {tr[0]['bf16_hw']})",
-            f"{'dtype':>9s} {'layout':>13s} {'targets':>7s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  forward / "
-            "backward / optimiser ms",
-        ]
-        lines += [
-            f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} "
-            f"{r['steps_per_s']:>8.2f} {r['ratio']:>6}  "
-            + " / ".join(f"{v:.0f}" for v in r["parts_ms"].values())
-            for r in tr
-        ]
+        lines += [f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 "
+                  f"hardware: {tr[0]['bf16_hw']})",
+                  f"{'dtype':>9s} {'layout':>13s} {'targets':>7s} {'ms/step':>8s} {'steps/s':>8s} {'ratio':>6s}  "
+                  "forward / backward / optimiser ms"]
+        lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} "
+                  f"{r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r["parts_ms"].values())
+                  for r in tr]
     return "\n".join(lines)

@@ -214,31 +214,39 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
             vw.write(np.stack([embed_watermark(f, bits) for f in fr])); bar.update(len(fr))
     tm("watermark + paste-back + write")
 
+# %% ../../nbs/43_infer.pipeline.ipynb #a60e20b2
+def _sample_alpha(th:TalkingHeadPipeline, feats:torch.Tensor, src:dict, ctrl:dict, T:int, steps:int, seed:int,
+                  dtype:str) -> torch.Tensor: # (T,d)
+    "α of T frames sampled by the generator (windowed DDIM) for this portrait's encoding `src`."
+    c = {k: torch.from_numpy(v)[None] for k, v in ctrl.items()} or None
+    res = sample_motion(th.gen, feats, th.norm(src["alpha"]), src["w_a"], controls=c, steps=int(steps), seed=seed,
+                        dtype=dtype, scheduler=th.scheduler)
+    return th.norm.from_x0(res["motion"], src["alpha"])[:T]               # relative norms add the portrait's α back
+
+# %% ../../nbs/43_infer.pipeline.ipynb #f7f17452
+def _generate_info(o:Path, T:int, wav:np.ndarray, th:TalkingHeadPipeline, seed:int, steps:int, dtype:str, box,
+                   times:dict, ctrl:dict) -> dict:
+    "The result dict of `generate` (controls in degrees / [0,1]; a varying control is reported as 'sequence')."
+    user = lambda k, v: np.round(v[0].astype(np.float64) * (90 if k == "pose" else 1), 4).tolist()  # in user units
+    return {"path": str(o), "frames": T, "seconds_of_audio": round(len(wav) / SR, 3), "variant": th.variant,
+            "seed": seed, "steps": int(steps), "dtype": dtype, "crop_box": [box.x0, box.y0, box.size],
+            "label": th.label, "run_hash": run_hash(th.label), "times": times,
+            "controls": {k: user(k, v) if len(np.unique(v, axis=0)) == 1 else "sequence" for k, v in ctrl.items()}}
+
 # %% ../../nbs/43_infer.pipeline.ipynb #40b3461b
 @torch.inference_mode()
 def generate(
-    image,  # portrait: a path, or an (H,W,3) uint8 RGB array
-    audio,  # speech: a path (any format ffmpeg reads), or (N,) float samples at 16 kHz
-    out,  # output .mp4 (its folder must exist); written atomically
-    model: TalkingHeadPipeline
-    | None = None,  # or: run=..., or stage1=/stage2=/variant= (`TalkingHeadPipeline.resolve`)
-    run=None,
-    stage1=None,
-    stage2=None,
-    variant: str | None = None,
-    hubert=None,
-    seed: int = 0,
-    steps: int = 50,
-    pose=None,
-    location: float | None = None,
-    scale: float | None = None,
-    crop: str = "auto",  # 'auto' (around the face) or 'none' (centred square)
-    paste_back: bool = False,  # blend the animated crop back into the full photo
-    dtype: str = "float32",  # or 'bfloat16' (motion and render)
-    batch: int = 8,  # frames rendered at once
-    progress: bool = True,
-    verbose: bool = True,
-) -> dict:
+    image, # portrait: a path, or an (H,W,3) uint8 RGB array
+    audio, # speech: a path (any format ffmpeg reads), or (N,) float samples at 16 kHz
+    out, # output .mp4 (its folder must exist); written atomically
+    model:TalkingHeadPipeline|None=None, # or: run=..., or stage1=/stage2=/variant= (`TalkingHeadPipeline.resolve`)
+    run=None, stage1=None, stage2=None, variant:str|None=None, hubert=None, seed:int=0, steps:int=50,
+    pose=None, location:float|None=None, scale:float|None=None,
+    crop:str="auto", # 'auto' (around the face) or 'none' (centred square)
+    paste_back:bool=False, # blend the animated crop back into the full photo
+    dtype:str="float32", # or 'bfloat16' (motion and render)
+    batch:int=8, # frames rendered at once
+    progress:bool=True, verbose:bool=True) -> dict:
     """Write a talking-head video of `image` speaking `audio`; returns {'path', 'frames', 'seconds', 'label',
     'run_hash', ...}."""
     tm = _Timer(); o = check_request(out, crop, dtype, image=image, audio=audio)
@@ -257,30 +265,11 @@ def generate(
     tm("encode portrait")
     src = th.ae.encode(to_tensor(face)[None])
     tm("motion (stage 2)")
-    c = {k: torch.from_numpy(v)[None] for k, v in ctrl.items()} or None
-    res = sample_motion(th.gen, feats, th.norm(src["alpha"]), src["w_a"], controls=c, steps=int(steps), seed=seed,
-                        dtype=dtype, scheduler=th.scheduler)
-    alpha = th.norm.from_x0(res["motion"], src["alpha"])[:T]               # relative norms add the portrait's α back
+    alpha = _sample_alpha(th, feats, src, ctrl, T, steps, seed, dtype)
     render_video(th.ae, src, alpha.split(batch), o, T, th.label, wav, *((photo, box) if paste_back else (None, None)),
                  dtype=dtype, timer=tm, progress=progress)
     times = tm.done()
-    user = lambda k, v: np.round(
-        v[0].astype(np.float64) * (90 if k == "pose" else 1), 4
-    ).tolist()  # controls in user units
-    info = {
-        "path": str(o),
-        "frames": T,
-        "seconds_of_audio": round(len(wav) / SR, 3),
-        "variant": th.variant,
-        "seed": seed,
-        "steps": int(steps),
-        "dtype": dtype,
-        "crop_box": [box.x0, box.y0, box.size],
-        "label": th.label,
-        "run_hash": run_hash(th.label),
-        "times": times,
-        "controls": {k: user(k, v) if len(np.unique(v, axis=0)) == 1 else "sequence" for k, v in ctrl.items()},
-    }
+    info = _generate_info(o, T, wav, th, seed, steps, dtype, box, times, ctrl)
     if verbose: print(f"wrote {o} ({T} frames, {info['seconds_of_audio']} s)\n{format_times(times)}")
     return info
 
@@ -310,62 +299,53 @@ def _driving_motion(ae:MotionAutoencoder, src:dict, driving:Path, box, batch:int
             a = src["alpha"] + a - first
         yield a
 
+# %% ../../nbs/43_infer.pipeline.ipynb #7949a57c
+def _reenact_model(model, run, stage1, preset:str) -> tuple: # (MotionAutoencoder, label)
+    "A model as given ('kit model'), or loaded from a kit run or a checkpoint (`infer.loading.load_stage1_any`)."
+    if model is not None: return model, "kit model"
+    if run is None and stage1 is None:
+        raise ValueError("give a stage-1 model: run=... (kit run) or stage1=... (checkpoint)")
+    return load_stage1_any(default(run, stage1), preset)
+
+# %% ../../nbs/43_infer.pipeline.ipynb #44f95316
+def _driving_info(dv:Path) -> dict:
+    "`probe` of the driving video: it must be readable and have a video stream."
+    try: info = probe(dv)
+    except MediaError as e: raise ValueError(f"driving video {str(dv)!r} cannot be read: {e}") from None
+    if not info["has_video"]: raise ValueError(f"driving video {str(dv)!r} has no video stream")
+    return info
+
 # %% ../../nbs/43_infer.pipeline.ipynb #508d359f
 @torch.inference_mode()
 def reenact(
-    source,  # portrait: a path or (H,W,3) uint8 RGB
-    driving,  # a video file
-    out,  # output .mp4 (its folder must exist)
-    model: MotionAutoencoder | None = None,
-    run=None,
-    stage1=None,  # a model, a kit run folder, or a checkpoint
-    relative: bool
-    | None = None,  # None: relative for a difference-drive model (kit training), absolute for the official one
-    crop: str = "auto",
-    paste_back: bool = False,
-    dtype: str = "float32",
-    batch: int = 8,
-    preset: str = "paper",  # sizes of an official stage-1 file ('tiny': small test files)
-    progress: bool = True,
-    verbose: bool = True,
-) -> dict:
+    source, # portrait: a path or (H,W,3) uint8 RGB
+    driving, # a video file
+    out, # output .mp4 (its folder must exist)
+    model:MotionAutoencoder|None=None, run=None,
+    stage1=None, # a model, a kit run folder, or a checkpoint
+    relative:bool|None=None, # None: relative for a difference-drive model (kit training), absolute for the official one
+    crop:str="auto", paste_back:bool=False, dtype:str="float32", batch:int=8,
+    preset:str="paper", # sizes of an official stage-1 file ('tiny': small test files)
+    progress:bool=True, verbose:bool=True) -> dict:
     "Animate `source` with the motion of `driving` (absolute or relative α); returns {'path', 'frames', 'times', ...}."
     tm = _Timer(); o = check_request(out, crop, dtype, image=source)
     dv = Path(driving)
     if not dv.is_file():
         raise FileNotFoundError(f"driving video {str(dv)!r} does not exist")  # cheap checks before loading models
     tm("load model")
-    label = "kit model"
-    if model is None:
-        if run is None and stage1 is None:
-            raise ValueError("give a stage-1 model: run=... (kit run) or stage1=... (checkpoint)")
-        model, label = load_stage1_any(default(run, stage1), preset)
-    ae = model
+    ae, label = _reenact_model(model, run, stage1, preset)
     relative = default(relative, getattr(ae.cfg, "drive", "absolute") == "difference")
     tm("image")
     photo, face, box = load_portrait(source, ae.cfg.size, crop)
     tm("driving: faces")
-    try: info = probe(dv)
-    except MediaError as e: raise ValueError(f"driving video {str(dv)!r} cannot be read: {e}") from None
-    if not info["has_video"]: raise ValueError(f"driving video {str(dv)!r} has no video stream")
+    info = _driving_info(dv)
     dbox, T = _driving_box(dv, crop, repr(str(dv)))
     wav = read_audio(dv, SR) if info["has_audio"] else None
     tm("encode portrait")
     src = ae.encode(to_tensor(face)[None])
-    render_video(
-        ae,
-        src,
-        _driving_motion(ae, src, dv, dbox, batch, relative, tm),
-        o,
-        T,
-        label,
-        wav,
-        *((photo, box) if paste_back else (None, None)),
-        dtype=dtype,
-        timer=tm,
-        progress=progress,
-        desc="reenact",
-    )
+    render_video(ae, src, _driving_motion(ae, src, dv, dbox, batch, relative, tm), o, T, label, wav,
+                 *((photo, box) if paste_back else (None, None)), dtype=dtype, timer=tm, progress=progress,
+                 desc="reenact")
     times = tm.done()
     res = {"path": str(o), "frames": T, "relative": relative, "has_audio": wav is not None, "label": label,
            "run_hash": run_hash(label), "times": times}

@@ -119,12 +119,24 @@ def _quickstart_inputs(cfg, out, held):
         "audio_clip": str(b.path),
     }
 
+# %% ../../nbs/72_jobs.quickstart.ipynb #e430d295
+def _run_phase(name:str, nb:str, P:dict, run:Path, steps:int|None, progress:bool):
+    "Execute phase `name` (notebook `nb`, parameters `P`) into `run/name`."
+    d = run/name
+    try:
+        if steps:
+            with _StepWatch(d / "metrics.csv", steps, f"{name} training", progress):
+                run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
+        else: run_experiment(nb, None, P, runs=run, run_id=name, progress=progress)
+    except Exception as e:
+        ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
+        raise RuntimeError(f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is "
+                           f"{str(d / (nb + '.ipynb'))!r}") from None
+
 # %% ../../nbs/72_jobs.quickstart.ipynb #abb0d0bc
 def run_quickstart(
-    out: str | Path = "runs/quickstart",  # run folder (created; a finished phase with the same parameters is reused)
-    cfg: QuickstartConfig | None = None,
-    progress: bool = True,
-) -> dict:
+    out:str|Path="runs/quickstart", # run folder (created; a finished phase with the same parameters is reused)
+    cfg:QuickstartConfig|None=None, progress:bool=True) -> dict:
     """The main job: stage 1 → latents → stage 2 → generation (papermill), then `metrics.json`, `report.html` and
     `quickstart.mp4` in `out`."""
     import shutil
@@ -144,27 +156,12 @@ def run_quickstart(
         steps = P.get("steps") if name != "generate" else None
         if name == "stage1" and not (Path(cfg.data_dir)/"manifest.json").exists():
             say(f"the built-in data is made first, once, in {cfg.data_dir} (about 30 s on 2 cores)")
-        say(
-            f"{i + 1}/3 {name}: "
-            + (
-                f"{steps} training steps, then evaluation on held-out speakers (notebook: {d / (nb + '.ipynb')})"
-                if steps
-                else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s "
-                     "audio"
-            )
-        )
+        say(f"{i + 1}/3 {name}: " + (
+            f"{steps} training steps, then evaluation on held-out speakers (notebook: {d / (nb + '.ipynb')})" if steps
+            else f"2 videos of held-out {inputs['portrait_speaker']} speaking held-out {inputs['audio_speaker']}'s "
+                 "audio"))
         t0 = time.time()
-        try:
-            if steps:
-                with _StepWatch(d / "metrics.csv", steps, f"{name} training", progress):
-                    run_experiment(nb, "tiny_cpu", P, runs=run, run_id=name, progress=False)
-            else: run_experiment(nb, None, P, runs=run, run_id=name, progress=progress)
-        except Exception as e:
-            ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
-            raise RuntimeError(
-                f"quickstart phase {name!r} failed ({ename}: {evalue}); the executed notebook is "
-                f"{str(d / (nb + '.ipynb'))!r}"
-            ) from None
+        _run_phase(name, nb, P, run, steps, progress)
         timing[name] = round(time.time() - t0, 1); say(f"{name}: {timing[name]:.0f} s")
     say("report")
     rep = quickstart_report(cfg, run, inputs, timing, round(time.time() - t_all, 1))

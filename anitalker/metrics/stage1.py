@@ -194,6 +194,33 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
     )[0]
     return f if N == size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
 
+# %% ../../nbs/51_metrics.stage1.ipynb #a476d02b
+def _cross_frames(ca, cb, S:int, frames_per_pair:int, rng, dev) -> tuple:
+    "(B's attributes, B's frame indices [ref, *ts], A's portrait (1,3,S,S), truths (n,3,S,S), B's frames (n+1,3,S,S))."
+    import cv2
+    at, fr = cb.attrs(), cb.frames()
+    ref = int(rng.integers(len(fr)))
+    others = np.delete(np.arange(len(fr)), ref)  # t ≠ ref: the copy would be exact there
+    ts = rng.choice(others, frames_per_pair, replace=len(others) < frames_per_pair)
+    draw = lambda t: _draw(ca, S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()})  # A with B's factors
+    fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
+    src_img = to_tensor(draw(ref))[None].to(dev)
+    gt = torch.stack([to_tensor(draw(int(t))) for t in ts]).to(dev)
+    drv = torch.stack([to_tensor(fit(fr[t])) for t in [ref, *ts]]).to(dev)
+    return at, [ref, *ts], src_img, gt, drv
+
+# %% ../../nbs/51_metrics.stage1.ipynb #1f7b003b
+def _oracle_output(ae, src:dict, at, idx:list, names:list, drop, scale, dev) -> torch.Tensor: # (n,3,S,S) in [-1,1]
+    "Render `src` with `oracle_code` of the change of B's ground truth (`at`) at frames idx[1:] from frame idx[0]."
+    from anitalker.data.datasets import gt_code
+    from anitalker.stage1.train import oracle_code
+    g = torch.from_numpy(gt_code(at)[idx]).to(dev)
+    dg = g[1:] - g[:1]
+    if drop is not None: dg[:, names.index(drop)] = 0  # the renderer is not told this factor's change
+    for k, s in (scale or {}).items(): dg[:, names.index(k)] *= s          # … or told it with an error of s − 1
+    code = oracle_code(dg, ae.cfg.motion_dim)
+    return ae.dec(src["w_a"].expand(len(code), -1), code, src["feats"]).float().clamp(-1, 1)
+
 # %% ../../nbs/51_metrics.stage1.ipynb #31b5d539
 @torch.no_grad()
 def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a built-in (synthetic) dataset, >= 2
@@ -202,7 +229,6 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
                             drop:str|None=None, # oracle only: this factor's change is left out ('yaw', 'tx', …)
                             scale:dict|None=None) -> dict: # oracle only: {factor: s}: its change × s (error s − 1)
     "PSNR/SSIM of A driven by B (relative) against the exact render of A with B's factors, and of copying A's portrait."
-    import cv2
     from anitalker.data.datasets import GT_CODE
     names = [k.removeprefix("gt_") for k in GT_CODE]  # yaw, pitch, roll, tx, zoom, mouth_open, …
     clips = _synthetic_clips(data_dir, speakers, "exact cross-reenactment"); spk = sorted(clips)
@@ -214,27 +240,12 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
     if scale and (not oracle or set(scale) - set(names)):
         raise ValueError(f"scale needs the oracle code and keys from {names}, got {sorted(scale)} (oracle: {oracle})")
     rng = np.random.default_rng(seed); res = {k: [] for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")}; imgs = []
-    fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     for i, a in enumerate(spk):
-        b = spk[(i + 1) % len(spk)]; cb = clips[b]; at, fr = cb.attrs(), cb.frames()
-        ref = int(rng.integers(len(fr)))
-        others = np.delete(np.arange(len(fr)), ref)  # t ≠ ref: the copy would be exact there
-        ts = rng.choice(others, frames_per_pair, replace=len(others) < frames_per_pair)
-        draw = lambda t: _draw(
-            clips[a], S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()}
-        )  # A with B's factors
-        src_img = to_tensor(draw(ref))[None].to(dev); gt = torch.stack([to_tensor(draw(int(t))) for t in ts]).to(dev)
-        drv = torch.stack([to_tensor(fit(fr[t])) for t in [ref, *ts]]).to(dev)
+        b = spk[(i + 1) % len(spk)]
+        at, idx, src_img, gt, drv = _cross_frames(clips[a], clips[b], S, frames_per_pair, rng, dev)
         src = ae.encode(src_img)
         if oracle:  # the code from B's ground truth, not from images
-            from anitalker.data.datasets import gt_code
-            from anitalker.stage1.train import oracle_code
-            g = torch.from_numpy(gt_code(at)[[ref, *ts]]).to(dev); dg = g[1:] - g[:1]
-            if drop is not None:
-                dg[:, names.index(drop)] = 0  # the renderer is not told this factor's change
-            for k, s in (scale or {}).items(): dg[:, names.index(k)] *= s          # … or told it with an error of s − 1
-            code = oracle_code(dg, ae.cfg.motion_dim)
-            out = ae.dec(src["w_a"].expand(len(code), -1), code, src["feats"]).float().clamp(-1, 1)
+            out = _oracle_output(ae, src, at, idx, names, drop, scale, dev)
         else:
             al = ae.motion(drv); out = ae.render(src, src["alpha"] + al[1:] - al[:1]).float().clamp(-1, 1)
         copy = src_img.expand_as(gt)
@@ -242,23 +253,12 @@ def cross_reenactment_exact(ae, data_dir, speakers, # held-out speakers of a bui
         res["copy_psnr"].append(psnr(copy, gt).clamp(max=100))
         res["copy_ssim"].append(ssim(copy, gt))  # 100 dB: identical (a frame that did not move)
         if return_images:
-            imgs.append(
-                {
-                    "portrait": src_img[0].cpu(),
-                    "driving": drv[1:].cpu(),
-                    "output": out.cpu(),
-                    "truth": gt.cpu(),
-                    "pair": (a, b),
-                }
-            )
+            imgs.append({"portrait": src_img[0].cpu(), "driving": drv[1:].cpu(), "output": out.cpu(),
+                         "truth": gt.cpu(), "pair": (a, b)})
     ae.train(was)
     out = {k: float(torch.cat(v).mean()) for k, v in res.items()}
-    return {
-        **out,
-        "n_pairs": len(spk),
-        "n_frames": len(spk) * frames_per_pair,
-        **({"images": imgs} if return_images else {}),
-    }
+    return {**out, "n_pairs": len(spk), "n_frames": len(spk) * frames_per_pair,
+            **({"images": imgs} if return_images else {})}
 
 # %% ../../nbs/51_metrics.stage1.ipynb #47cdb24b
 FACTOR_CHANGES = {  # factor: (render_frame argument, neutral value, changed value)
@@ -288,12 +288,8 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
             x1 = draw(k1)
             if oracle:
                 g = torch.from_numpy(gt_code({_RENDER_KEYS[a]: [k0[a], k1[a]] for a in base})).to(dev)
-                code = torch.cat(
-                    [
-                        torch.zeros(1, ae.cfg.motion_dim, device=dev),
-                        oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev),
-                    ]
-                )
+                code = torch.cat([torch.zeros(1, ae.cfg.motion_dim, device=dev),
+                                  oracle_code(g[1:] - g[:1], ae.cfg.motion_dim).to(dev)])
                 r = ae.dec(s0["w_a"].expand(2, -1), code, s0["feats"]).float()
             else:
                 a1 = ae.motion(x1)
@@ -301,9 +297,8 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
                 code = torch.cat([s0["alpha"], a1])
             d, dr = (x1 - x0f)[0], r[1] - r[0]
             res[f]["gain"].append(float((dr * d).sum() / d.pow(2).sum().clamp_min(1e-12)))
-            res[f]["err_reduction"].append(
-                float(1 - (r[1] - x1[0]).abs().sum() / (r[0] - x1[0]).abs().sum().clamp_min(1e-12))
-            )
+            res[f]["err_reduction"].append(float(1 - (r[1] - x1[0]).abs().sum()
+                                                 / (r[0] - x1[0]).abs().sum().clamp_min(1e-12)))
             res[f]["code_change"].append(float((code[1] - code[0]).norm()))
             res[f]["image_change"].append(float(d.abs().mean(0).sum() / 2))          # [-1,1] → [0,1] units
     ae.train(was)

@@ -103,18 +103,8 @@ def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
                   ) -> Path:
     "Latents whose α is a fixed random linear map of the synthetic ground truth: stage 2 measured apart from stage 1."
     import json
-    factors = lambda at: np.stack(
-        [
-            at["yaw"] / 30,
-            at["pitch"] / 30,
-            at["roll"] / 30,
-            2 * at["gt_mouth_open"],
-            at["gt_blink"],
-            2 * at["location"],
-            2 * at["scale"],
-        ],
-        1,
-    )
+    factors = lambda at: np.stack([at["yaw"] / 30, at["pitch"] / 30, at["roll"] / 30, 2 * at["gt_mouth_open"],
+                                   at["gt_blink"], 2 * at["location"], 2 * at["scale"]], 1)
     P = np.random.default_rng(seed).normal(0, 1, (len(ORACLE_FACTORS), motion_dim)) / np.sqrt(len(ORACLE_FACTORS))
     clips = list_clips(data_dir)
     if not clips: raise ValueError(f"no clips under {str(data_dir)!r}")
@@ -123,32 +113,15 @@ def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
         at = c.attrs()
         missing = [k for k in ORACLE_FACTORS if k not in at]
         if missing:
-            raise ValueError(
-                f"clip {c.speaker}/{c.meta['clip']} has no ground truth {missing}: oracle latents need the built-in "
-                "synthetic data"
-            )
+            raise ValueError(f"clip {c.speaker}/{c.meta['clip']} has no ground truth {missing}: oracle latents need "
+                             "the built-in synthetic data")
         f = factors(at)
-        wa = (
-            np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"]
-            if w_a_from
-            else np.zeros((len(f), wd), np.float32)
-        )
+        wa = (np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"] if w_a_from
+              else np.zeros((len(f), wd), np.float32))
         p = latent_path(out, c.speaker, c.meta["clip"]); p.parent.mkdir(parents=True, exist_ok=True)
         np.savez(p, alpha=(f @ P).astype(np.float32), w_a=wa.astype(np.float32)); wd = wa.shape[1]
-    (out / "latents.json").write_text(
-        json.dumps(
-            {
-                "data_dir": str(data_dir),
-                "n_clips": len(clips),
-                "motion_dim": motion_dim,
-                "style_dim": int(wd),
-                "oracle": {
-                    "factors": list(ORACLE_FACTORS),
-                    "seed": seed,
-                    "w_a_from": str(w_a_from) if w_a_from else None,
-                },
-            },
-            indent=1,
-        )
-    )
+    (out / "latents.json").write_text(json.dumps(
+        {"data_dir": str(data_dir), "n_clips": len(clips), "motion_dim": motion_dim, "style_dim": int(wd),
+         "oracle": {"factors": list(ORACLE_FACTORS), "seed": seed, "w_a_from": str(w_a_from) if w_a_from else None}},
+        indent=1))
     return out
