@@ -153,13 +153,11 @@ def load_lpips_backbone(lp:nn.Module, # an `lpips.LPIPS`
 class LPIPSLoss(nn.Module):
     """LPIPS distance per image `(B,)` for [-1,1] images (differentiable in the images); backbone from a local file,
     never downloaded."""
-    def __init__(
-        self,
-        net: str = "alex",  # 'alex' (the LPIPS default) or 'vgg'
-        weights=None,  # path to torchvision's backbone state dict; None: look in $TORCH_HOME/hub/checkpoints
-        pretrained_backbone: bool = True,  # False: random backbone on purpose (shapes/gradients only)
-        allow_random: bool = False,  # True: fall back to a random backbone (with a warning) when the file is absent
-    ):
+    def __init__(self, net:str="alex", # 'alex' (the LPIPS default) or 'vgg'
+                 weights=None, # path to torchvision's backbone state dict; None: look in $TORCH_HOME/hub/checkpoints
+                 pretrained_backbone:bool=True, # False: random backbone on purpose (shapes/gradients only)
+                 allow_random:bool=False, # True: fall back to a random backbone (with a warning) if the file is absent
+                ):
         super().__init__()
         import lpips
         if net not in _TV: raise ValueError(f"net must be one of {list(_TV)}, got {net!r}")
@@ -170,22 +168,16 @@ class LPIPSLoss(nn.Module):
             elif exists(weights) or not allow_random:
                 raise FileNotFoundError(
                     f"LPIPS-{net} needs torchvision's ImageNet backbone and nothing is downloaded here; looked for "
-                    f"{str(path)!r}. "
-                    f"Copy {lpips_backbone_file(net)!r} (from download.pytorch.org/models/) to "
-                    "$TORCH_HOME/hub/checkpoints/ "
-                    "or pass weights='path/to/file'; allow_random=True gives a random backbone (scores not comparable)."
-                )
+                    f"{str(path)!r}. Copy {lpips_backbone_file(net)!r} (from download.pytorch.org/models/) to "
+                    "$TORCH_HOME/hub/checkpoints/ or pass weights='path/to/file'; allow_random=True gives a random "
+                    "backbone (scores not comparable).")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")                             # torchvision's 'pretrained' deprecation notices
             self.lp = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)   # real linear heads, random backbone
         self.random_backbone = self.backbone_path is None
         if self.random_backbone:
-            warnings.warn(
-                f"{type(self).__name__}({net!r}) has a RANDOM backbone: use it for shapes and gradients only; its "
-                "scores "
-                "are NOT comparable to published LPIPS.",
-                stacklevel=2,
-            )
+            warnings.warn(f"{type(self).__name__}({net!r}) has a RANDOM backbone: use it for shapes and gradients "
+                          "only; its scores are NOT comparable to published LPIPS.", stacklevel=2)
         else: load_lpips_backbone(self.lp, load_checkpoint(self.backbone_path))
         self.requires_grad_(False); self.eval()
 

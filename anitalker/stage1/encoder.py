@@ -5,6 +5,7 @@
 # %% ../../nbs/20_stage1.encoder.ipynb #cea46ab3
 from __future__ import annotations
 import math
+from fastcore.basics import patch
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..nn.layers import ConvLayer, ResBlock, EqualConv2d, EqualLinear, fused_leaky_relu
 
@@ -116,19 +117,11 @@ class SpatialMotion(nn.Module):
 # %% ../../nbs/20_stage1.encoder.ipynb #cfca04c9
 class Encoder(nn.Module):
     "The stage-1 encoder: `net_app` (appearance + HAL), `net_decouping` (identity / motion / CLUB mean), `fc` (→ α)."
-    def __init__(
-        self,
-        size: int = 256,
-        widths=(512, 512, 512, 512, 256, 128, 64),
-        style_dim: int = 512,
-        motion_dim: int = 20,
-        use_hal: bool = True,
-        decouple: bool = True,
-        blur_kernel=(1, 3, 3, 1),
-        motion_res: int = 0,  # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
-        motion_keypoints: int = 0,  # with motion_res: K soft-argmax keypoints in `SpatialMotion` as well
-        motion_global: bool = False,
-    ):  # with motion_res: the HAL-pooled w_a is added to the spatial feature (deep, global)
+    def __init__(self, size:int=256, widths=(512, 512, 512, 512, 256, 128, 64), style_dim:int=512, motion_dim:int=20,
+                 use_hal:bool=True, decouple:bool=True, blur_kernel=(1, 3, 3, 1),
+                 motion_res:int=0, # 0: α from w_a (official); 8, 16, …: α from that encoder map through `SpatialMotion`
+                 motion_keypoints:int=0, # with motion_res: K soft-argmax keypoints in `SpatialMotion` as well
+                 motion_global:bool=False): # with motion_res: add the HAL-pooled w_a (deep, global) to that feature
         super().__init__()
         self.net_app = AppearanceEncoder(size, widths, style_dim, use_hal, blur_kernel)
         self.net_decouping = Decoupling(style_dim) if decouple else None          # (sic: the official key name)
@@ -138,47 +131,47 @@ class Encoder(nn.Module):
             if motion_res not in resolutions(size)[1:]:
                 raise ValueError(f"motion_res must be 0 or one of {resolutions(size)[1:]}, got {motion_res}")
             mid = min(32, max(8, 8192 // motion_res ** 2))                       # ≤ 8192 values after the flatten
-            self.spatial_motion = SpatialMotion(
-                width_of(size, widths)[motion_res], motion_res, style_dim, mid, motion_keypoints
-            )
+            self.spatial_motion = SpatialMotion(width_of(size, widths)[motion_res], motion_res, style_dim, mid,
+                                                motion_keypoints)
         elif motion_keypoints or motion_global: raise ValueError("motion_keypoints / motion_global need the spatial "
                                                                  "motion path (motion_res > 0)")
         self.motion_global = motion_global
 
-    def _spatial_code(self, h, wa=None): # the motion_res map (and w_a, with motion_global) → (h_m, α)
-        h = self.spatial_motion(h) + (wa if self.motion_global else 0)
-        h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
-        return h_m, self.fc(h_m)
-
-    def motion_map(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
-        "The motion_res map α is read from: only the encoder's first levels run (the spatial path only)."
-        if not self.motion_res: raise ValueError("motion_map needs the spatial motion path (motion_res > 0)")
-        for conv in self.net_app.convs[:int(math.log2(x.shape[-1] // self.motion_res)) + 1]: x = conv(x)
-        return x
-
-    def motion(self, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
-        "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
-        return (
-            self._spatial_code(self.motion_map(x))[1]
-            if self.motion_res and not self.motion_global
-            else self._encode(x)["alpha"]
-        )
-
-    def forward(
-        self,
-        x: torch.Tensor,  # (B,3,S,S) in [-1,1]
-        full: int
-        | None = None,  # with the spatial path: only the first `full` images get w_a, feats, e_id, h_m; all get α
-    ) -> dict:
+    def forward(self, x:torch.Tensor, # (B,3,S,S) in [-1,1]
+                full:int|None=None, # spatial path: w_a, feats, e_id, h_m of the first `full` images only; α of all
+               ) -> dict:
         "w_a, feats, identity embedding e_id, motion feature h_m and motion code α of images."
         if full is None or not self.motion_res or self.motion_global or full >= len(x): return self._encode(x)
         out = self._encode(x[:full])  # driving frames need α only: skip their deep levels
-        out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])]); return out
+        out["alpha"] = torch.cat([out["alpha"], self.motion(x[full:])])
+        return out
 
-    def _encode(self, x): # every output for every image
-        wa, feats = self.net_app(x)
-        e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
-        if self.motion_res:
-            h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3], wa)  # feats[0] is 8×8, …
-        else: alpha = self.fc(h_m)
-        return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": alpha}
+# %% ../../nbs/20_stage1.encoder.ipynb #db739dc7
+@patch
+def _encode(self:Encoder, x): # every output for every image
+    wa, feats = self.net_app(x)
+    e_id, h_m = self.net_decouping(wa) if self.net_decouping is not None else (None, wa)
+    if self.motion_res:
+        h_m, alpha = self._spatial_code(feats[int(math.log2(self.motion_res)) - 3], wa)  # feats[0] is 8×8, …
+    else: alpha = self.fc(h_m)
+    return {"w_a": wa, "feats": feats, "id": e_id, "h_m": h_m, "alpha": alpha}
+
+@patch
+def _spatial_code(self:Encoder, h, wa=None): # the motion_res map (and w_a, with motion_global) → (h_m, α)
+    h = self.spatial_motion(h) + (wa if self.motion_global else 0)
+    h_m = self.net_decouping.identity_excluded_net(h) if self.net_decouping is not None else h
+    return h_m, self.fc(h_m)
+
+# %% ../../nbs/20_stage1.encoder.ipynb #26102058
+@patch
+def motion_map(self:Encoder, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
+    "The motion_res map α is read from: only the encoder's first levels run (the spatial path only)."
+    if not self.motion_res: raise ValueError("motion_map needs the spatial motion path (motion_res > 0)")
+    for conv in self.net_app.convs[:int(math.log2(x.shape[-1] // self.motion_res)) + 1]: x = conv(x)
+    return x
+
+@patch
+def motion(self:Encoder, x:torch.Tensor) -> torch.Tensor: # (B,3,S,S)
+    "α alone; with the spatial path the levels below motion_res are skipped (same values as `forward`)."
+    if self.motion_res and not self.motion_global: return self._spatial_code(self.motion_map(x))[1]
+    return self._encode(x)["alpha"]

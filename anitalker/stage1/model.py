@@ -78,33 +78,15 @@ class MotionAutoencoder(nn.Module):
     def __init__(self, cfg:Stage1Config|None=None):
         super().__init__()
         self.cfg = c = default(cfg, Stage1Config.paper())
-        self.enc = Encoder(
-            c.size,
-            c.widths,
-            c.style_dim,
-            c.motion_dim,
-            c.use_hal,
-            c.decouple,
-            c.blur_kernel,
-            c.motion_res,
-            c.motion_keypoints,
-            c.motion_global,
-        )
+        self.enc = Encoder(c.size, c.widths, c.style_dim, c.motion_dim, c.use_hal, c.decouple, c.blur_kernel,
+                           c.motion_res, c.motion_keypoints, c.motion_global)
         self.dec = Synthesis(c.size, c.widths, c.style_dim, c.motion_dim, c.projector, c.blur_kernel, c.rgb_from)
-
-    @classmethod
-    def from_preset(cls, name:str="paper", **overrides):
-        "A model from a named preset ('paper', 'tiny', 'lia'), with config fields overridden."
-        if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-        return cls(PRESETS[name](**overrides))
 
     def _check(self, x, name):
         S = self.cfg.size
         if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (3, S, S):
-            raise ValueError(
-                f"{name} must be a tensor (B,3,{S},{S}) in [-1,1], got "
-                f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}"
-            )
+            raise ValueError(f"{name} must be a tensor (B,3,{S},{S}) in [-1,1], got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
 
     def encode(self, portrait:torch.Tensor) -> dict: # (B,3,S,S) in [-1,1]
         "w_a, skip features, α and identity embedding of the portrait(s); run once per portrait."
@@ -118,24 +100,34 @@ class MotionAutoencoder(nn.Module):
         self._check(frames, "frames")
         return self.enc.motion(frames)  # the spatial path skips the levels α does not read
 
-    def code(self, src:dict, alpha:torch.Tensor) -> torch.Tensor: # α (B,d) of the driving frames
-        "What the renderer receives: α itself ('absolute' drive) or α − α(portrait) ('difference' drive)."
-        if self.cfg.drive == "absolute": return alpha
-        if "alpha" not in src:
-            raise KeyError("the difference drive needs the portrait's α: pass the dict `encode` returns")
-        return alpha - src["alpha"]
-
-    def render(self, src:dict, alpha:torch.Tensor, return_flows:bool=False):
-        """Frames (B,3,S,S) for the motion codes α (B,d) of driving frames on an encoded portrait (batch 1 broadcasts to
-        B)."""
-        B = len(alpha); wa, feats = src["w_a"], src["feats"]
-        if len(wa) == 1 and B > 1: wa = wa.expand(B, -1)                  # feats stay batch 1: the warp shares them
-        return self.dec(wa, self.code(src, alpha), feats, return_flows)
-
     def forward(self, source:torch.Tensor, target:torch.Tensor) -> dict: # (B,3,S,S) each
         "Training pass: reconstruct `target` from `source`; returns recon and both encodings."
         s, t = self.encode(source), self.encode(target)
         return {"recon": self.render(s, t["alpha"]), "src": s, "tgt": t}
+
+# %% ../../nbs/24_stage1.model.ipynb #831eec66
+@patch
+def code(self:MotionAutoencoder, src:dict, alpha:torch.Tensor) -> torch.Tensor: # α (B,d) of the driving frames
+    "What the renderer receives: α itself ('absolute' drive) or α − α(portrait) ('difference' drive)."
+    if self.cfg.drive == "absolute": return alpha
+    if "alpha" not in src:
+        raise KeyError("the difference drive needs the portrait's α: pass the dict `encode` returns")
+    return alpha - src["alpha"]
+
+@patch
+def render(self:MotionAutoencoder, src:dict, alpha:torch.Tensor, return_flows:bool=False):
+    "Frames (B,3,S,S) for the motion codes α (B,d) of driving frames on an encoded portrait (batch 1 broadcasts to B)."
+    B = len(alpha)
+    wa, feats = src["w_a"], src["feats"]
+    if len(wa) == 1 and B > 1: wa = wa.expand(B, -1)                  # feats stay batch 1: the warp shares them
+    return self.dec(wa, self.code(src, alpha), feats, return_flows)
+
+# %% ../../nbs/24_stage1.model.ipynb #acc1b698
+@patch(cls_method=True)
+def from_preset(cls:MotionAutoencoder, name:str="paper", **overrides):
+    "A model from a named preset ('paper', 'tiny', 'lia'), with config fields overridden."
+    if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return cls(PRESETS[name](**overrides))
 
 # %% ../../nbs/24_stage1.model.ipynb #31443210
 def render_context(dtype:str="float32", device_type:str="cpu"):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, math, warnings
 from functools import partial
+from fastcore.basics import patch
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -132,37 +133,35 @@ class Stage1TrainConfig(GroupedConfig):
     def model_config(self) -> Stage1Config: return model_config_of(self.model.to_dict())
 
     @classmethod
-    def tiny(cls, **flat):
-        "The tiny model with the paper's objective (all five terms): for tests and short experiments."
-        return cls().with_flat(**flat)
-
-    @classmethod
-    def quickstart(cls, **flat):
-        "The recipe that learns motion on 2 CPU cores in about 15 minutes (measured in this notebook, below)."
-        return cls(Stage1Model(drive="difference", motion_res=32),
-                   Stage1Loss(w_alpha=0.001, w_change=3.0, perceptual="ssim", w_percep=0.5, w_adv=0.0, metric="none",
-                              use_mi=False),
-                   Stage1Optim(lr=2e-3, betas=(0.9, 0.99)), Stage1Data(held_out=8),
-                   TrainConfig(steps=1750, batch_size=8, lr_schedule="cosine", warmup_steps=100, log_every=20,
-                               sample_every=350, ckpt_every=350, eval_every=350, cpu=True)).with_flat(**flat)
-
-    @classmethod
-    def paper(cls, **flat):
-        "The paper's sizes and objective on a prepared dataset, 4 GPUs (global batch 64 as in LIA)."
-        return cls(
-            Stage1Model(preset="paper"),
-            Stage1Loss(),
-            Stage1Optim(),
-            Stage1Data(data_dir="data/prepared", held_out=50),
-            TrainConfig(steps=200_000, batch_size=16, num_workers=8, log_every=50, sample_every=1000, ckpt_every=2000),
-        ).with_flat(**flat)
-
-    @classmethod
     def from_params(cls, params:dict):
         """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
         overrides."""
         P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
         return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
+
+# %% ../../nbs/28_stage1.train.ipynb #5ea3ef79
+@patch(cls_method=True)
+def tiny(cls:Stage1TrainConfig, **flat):
+    "The tiny model with the paper's objective (all five terms): for tests and short experiments."
+    return cls().with_flat(**flat)
+
+@patch(cls_method=True)
+def quickstart(cls:Stage1TrainConfig, **flat):
+    "The recipe that learns motion on 2 CPU cores in about 15 minutes (measured in this notebook, below)."
+    return cls(Stage1Model(drive="difference", motion_res=32),
+               Stage1Loss(w_alpha=0.001, w_change=3.0, perceptual="ssim", w_percep=0.5, w_adv=0.0, metric="none",
+                          use_mi=False),
+               Stage1Optim(lr=2e-3, betas=(0.9, 0.99)), Stage1Data(held_out=8),
+               TrainConfig(steps=1750, batch_size=8, lr_schedule="cosine", warmup_steps=100, log_every=20,
+                           sample_every=350, ckpt_every=350, eval_every=350, cpu=True)).with_flat(**flat)
+
+@patch(cls_method=True)
+def paper(cls:Stage1TrainConfig, **flat):
+    "The paper's sizes and objective on a prepared dataset, 4 GPUs (global batch 64 as in LIA)."
+    return cls(
+        Stage1Model(preset="paper"), Stage1Loss(), Stage1Optim(), Stage1Data(data_dir="data/prepared", held_out=50),
+        TrainConfig(steps=200_000, batch_size=16, num_workers=8, log_every=50, sample_every=1000, ckpt_every=2000),
+    ).with_flat(**flat)
 
 # %% ../../nbs/28_stage1.train.ipynb #a686e74c
 class _Detached(nn.Module):
@@ -197,32 +196,23 @@ class Stage1Net(nn.Module):
             for tr in self.ae.dec.to_rgbs[:-1]: tr.conv[0].weight.mul_(cfg.model.coarse_rgb_init)
         dec = self.ae.enc.net_decouping
         if dec is None and (cfg.loss.use_mi or cfg.loss.metric != "none"):
-            raise ValueError(
-                f"preset {cfg.model.preset!r} has no identity/motion decoupling: set use_mi=False and metric='none'"
-            )
+            raise ValueError(f"preset {cfg.model.preset!r} has no identity/motion decoupling: set use_mi=False and "
+                             "metric='none'")
         self.aam = AAMSoftmax(self.ae.cfg.style_dim, n_speakers) if cfg.loss.metric == "aam" else None
         if cfg.loss.use_mi:
             S, d = self.ae.cfg.style_dim, self.ae.cfg.motion_dim
-            mu = (
-                dec.identity_net_density
-                if cfg.loss.mi_on == "h_m"
-                else nn.Sequential(nn.Linear(S, S), nn.ReLU(), nn.Linear(S, d))
-            )
+            mu = dec.identity_net_density if cfg.loss.mi_on == "h_m" else nn.Sequential(nn.Linear(S, S), nn.ReLU(),
+                                                                                         nn.Linear(S, d))
             self.club = CLUBMean(mu_net=mu)                                      # trained by the estimator optimiser
             object.__setattr__(self, "club_frozen", CLUBMean(mu_net=_Detached(mu), variance=cfg.loss.club_variance))
-    def _record_code_grad(self, g): self.code_grad = g.detach().float().norm(dim=1).mean()   # ‖∂L/∂code‖ per sample
-    def estimator_parameters(self): return list(self.club.parameters()) if self.cfg.loss.use_mi else []
-    def model_parameters(self):
-        est = {id(p) for p in self.estimator_parameters()}; return [p for p in self.parameters() if id(p) not in est]
 
     def forward(self, batch:dict, mode:str="model"):
         if mode == "club": return self.club.learning_loss(batch["x"], batch["y"])
         c, B = self.cfg, len(batch["source"])
         imgs = [batch["source"], batch["target"]] + ([batch["negative"]] if c.loss.metric == "triplet" else [])
         ident = c.loss.use_mi or c.loss.metric != "none"  # the identity terms read the target's e_id
-        e = self.ae.enc(
-            torch.cat(imgs), full=None if ident or not self.alpha_only_targets else B
-        )  # else targets: α only
+        full = None if ident or not self.alpha_only_targets else B  # else the targets: α only
+        e = self.ae.enc(torch.cat(imgs), full=full)
         src = {"w_a": e["w_a"][:B], "feats": [f[:B] for f in e["feats"]], "alpha": e["alpha"][:B]}
         code = self.ae.code(src, e["alpha"][B:2 * B])                         # what the renderer receives (the drive)
         if c.model.code_source == "oracle":
@@ -230,19 +220,38 @@ class Stage1Net(nn.Module):
         if code.requires_grad: code.register_hook(self._record_code_grad)
         out = {"recon": self.ae.dec(src["w_a"], code, src["feats"]), "code_std": code.detach().float().std(0).mean(),
                "alpha_sq": e["alpha"][:2 * B].float().pow(2).mean()}
-        if exists(e["id"]) and ident:
-            eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
-            out.update(
-                club_x=_standardize(eid), club_y=e["alpha"][: 2 * B] if c.loss.mi_on == "alpha" else _standardize(hm)
-            )  # α's scale is motion: not normalised
-            if c.loss.use_mi:
-                out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
-            if c.loss.metric == "aam":
-                y = batch["speaker"].repeat(2)
-                out["ml"] = self.aam(eid, y)
-                out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
-            elif c.loss.metric == "triplet": out["ml"] = triplet_loss(e["id"][:B], e["id"][B:2 * B], e["id"][2 * B:])
+        if exists(e["id"]) and ident: out.update(self._identity_terms(batch, e, B))
         return out
+
+# %% ../../nbs/28_stage1.train.ipynb #a58313eb
+@patch
+def _identity_terms(self:Stage1Net, batch:dict, e:dict, B:int) -> dict:
+    "CLUB's inputs (standardised e_id and h_m, or α) on the source and target frames, the MI bound and the metric loss."
+    c = self.cfg
+    eid, hm = e["id"][:2 * B], e["h_m"][:2 * B]                       # source and target frames
+    # club_y: α's scale is motion, so α is not normalised
+    out = {"club_x": _standardize(eid), "club_y": e["alpha"][: 2 * B] if c.loss.mi_on == "alpha" else _standardize(hm)}
+    if c.loss.use_mi:
+        out["mi"] = self.club_frozen.mi_upper_bound(out["club_x"], out["club_y"])  # ∂/∂(e_id, h_m) only
+    if c.loss.metric == "aam":
+        y = batch["speaker"].repeat(2)
+        out["ml"] = self.aam(eid, y)
+        out["ml_acc"] = self.aam.accuracy(eid.detach(), y)
+    elif c.loss.metric == "triplet": out["ml"] = triplet_loss(e["id"][:B], e["id"][B:2 * B], e["id"][2 * B:])
+    return out
+
+# %% ../../nbs/28_stage1.train.ipynb #c070984f
+@patch
+def _record_code_grad(self:Stage1Net, g):
+    self.code_grad = g.detach().float().norm(dim=1).mean()   # ‖∂L/∂code‖ per sample
+
+@patch
+def estimator_parameters(self:Stage1Net): return list(self.club.parameters()) if self.cfg.loss.use_mi else []
+
+@patch
+def model_parameters(self:Stage1Net):
+    est = {id(p) for p in self.estimator_parameters()}
+    return [p for p in self.parameters() if id(p) not in est]
 
 # %% ../../nbs/28_stage1.train.ipynb #1502cc66
 @torch.no_grad()
@@ -314,14 +323,10 @@ def jitter_frames(x:torch.Tensor, scale:float, shift:float) -> torch.Tensor: # (
 
 
 # %% ../../nbs/28_stage1.train.ipynb #bf35918c
-def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config (bound with `functools.partial`)
-                percep:nn.Module|None=None, # the perceptual loss, if any
-               ) -> dict:
-    "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
-    net, D = tr.models["net"], tr.unwrap("disc").D
-    if c.data.jitter_scale or c.data.jitter_shift:  # x_t ← zoom/shift(x_t): a moving crop
-        batch = {**batch, "target": jitter_frames(batch["target"], c.data.jitter_scale, c.data.jitter_shift)}
-    out = net(batch)  # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
+def _model_loss(tr:Trainer, batch:dict, out:dict, c:Stage1TrainConfig, percep:nn.Module|None,
+                D:nn.Module|None, # the discriminator when the adversarial term is on, else None
+               ) -> tuple: # (L, the numbers to log)
+    "The encoder/renderer loss L of one step, term by term."
     x, xh = batch["target"], out["recon"]                                     # x_t, x̂_t
     logs = {"l1": l1_loss(xh, x)}                                             # ‖x̂_t − x_t‖₁
     if c.loss.w_change > 0:                                                        # ‖(x̂_t − x_t)·w(|x_t − x_s|)‖₁
@@ -330,8 +335,7 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     if exists(percep):                                                        #   + λ1·L_percep
         logs["percep"] = percep(xh, x)
         loss = loss + c.loss.w_percep * logs["percep"]
-    adv = c.loss.w_adv > 0 and tr.step >= c.loss.adv_start
-    if adv:                                                                   #   + λ2·L_adv = −log D(x̂_t), D frozen
+    if exists(D):                                                             #   + λ2·L_adv = −log D(x̂_t), D frozen
         logs["g_adv"] = g_nonsaturating(_Detached(D)(xh))
         loss = loss + c.loss.w_adv * logs["g_adv"]
     ml_on, mi_on = tr.step >= c.loss.ml_start, tr.step >= c.loss.mi_start  # identity terms on (logged either way)
@@ -345,22 +349,41 @@ def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config 
     logs["alpha_sq"] = out["alpha_sq"]
     if c.loss.w_alpha > 0: loss = loss + c.loss.w_alpha * out["alpha_sq"]               #   + λ_α·mean(α²)
     logs["loss"] = loss
+    return loss, logs
+
+# %% ../../nbs/28_stage1.train.ipynb #141de261
+def _disc_step(tr:Trainer, x:torch.Tensor, xh:torch.Tensor, c:Stage1TrainConfig) -> dict:
+    "The discriminator's update: softplus(D(x̂)) + softplus(−D(x)) + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)."
+    r1 = c.loss.r1_gamma if c.loss.r1_gamma > 0 and tr.step % c.loss.r1_every == 0 else 0.0
+    d = tr.models["disc"](x, xh, r1 * c.loss.r1_every)
+    tr.optimize("disc", d["d"] + d.get("r1", 0.0))
+    return d
+
+def _club_steps(tr:Trainer, net:nn.Module, out:dict, c:Stage1TrainConfig) -> torch.Tensor:
+    "The CLUB estimator's update(s), max log q(h_m | e_id); returns the last log-likelihood."
+    xy = {"x": out["club_x"].detach(), "y": out["club_y"].detach()}
+    for _ in range(c.loss.club_steps):
+        ll = net(xy, mode="club")
+        tr.optimize("club", ll)
+    return ll
+
+# %% ../../nbs/28_stage1.train.ipynb #10d9e399
+def stage1_step(tr:Trainer, batch:dict, c:Stage1TrainConfig, # the stage config (bound with `functools.partial`)
+                percep:nn.Module|None=None, # the perceptual loss, if any
+               ) -> dict:
+    "One stage-1 step: model step, discriminator step, estimator step(s); returns the numbers to log."
+    net, D = tr.models["net"], tr.unwrap("disc").D
+    if c.data.jitter_scale or c.data.jitter_shift:  # x_t ← zoom/shift(x_t): a moving crop
+        batch = {**batch, "target": jitter_frames(batch["target"], c.data.jitter_scale, c.data.jitter_shift)}
+    out = net(batch)  # encode x_s, x_t; render x̂_t = G(w_a(x_s), α)
+    adv = c.loss.w_adv > 0 and tr.step >= c.loss.adv_start
+    loss, logs = _model_loss(tr, batch, out, c, percep, D if adv else None)
     tr.optimize("model", loss)                                                # 1. θ_G,E ← θ − η∇L
     logs["code_std"] = out["code_std"]  # the code's spread over the batch, and the gradient
     if hasattr(tr.unwrap("net"), "code_grad"):
         logs["code_grad"] = tr.unwrap("net").code_grad  # reaching it: does motion matter?
-    if adv:  # 2. discriminator: softplus(D(x̂)) + softplus(−D(x))
-        #    + γ/2·‖∇D(x)‖² every r1_every steps (lazy R1)
-        r1 = c.loss.r1_gamma if c.loss.r1_gamma > 0 and tr.step % c.loss.r1_every == 0 else 0.0
-        d = tr.models["disc"](x, xh, r1 * c.loss.r1_every)
-        tr.optimize("disc", d["d"] + d.get("r1", 0.0))
-        logs.update(d)
-    if c.loss.use_mi:  # 3. CLUB estimator: max log q(h_m | e_id)
-        xy = {"x": out["club_x"].detach(), "y": out["club_y"].detach()}
-        for _ in range(c.loss.club_steps):
-            ll = net(xy, mode="club")
-            tr.optimize("club", ll)
-        logs["club_ll"] = ll
+    if adv: logs.update(_disc_step(tr, batch["target"], out["recon"], c))   # 2. discriminator
+    if c.loss.use_mi: logs["club_ll"] = _club_steps(tr, net, out, c)         # 3. CLUB estimator
     return logs
 
 # %% ../../nbs/28_stage1.train.ipynb #041ee47f
@@ -388,60 +411,33 @@ def _fixed_batch(ds:Stage1PairDataset, n:int):
     return torch.stack([b["source"] for b in items]), torch.stack([b["target"] for b in items])
 
 # %% ../../nbs/28_stage1.train.ipynb #5e79c4e2
-def build_stage1_trainer(
-    cfg: Stage1TrainConfig,
-    out_dir,
-    progress: bool = True,
-    resume: bool = True,
-    eval_fn=None,  # (MotionAutoencoder) -> dict, every `train.eval_every` steps (e.g. metrics.stage1.diagnostics_fn)
-) -> Trainer:
+def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, resume:bool=True,
+                         eval_fn=None, # (MotionAutoencoder) -> dict every `train.eval_every` steps (metrics.stage1)
+                        ) -> Trainer:
     "The configured Trainer (data, models, optimisers, step, samples), ready for `.fit()`."
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
     size = cfg.model_config().size
-    ds = Stage1PairDataset(
-        cfg.data.data_dir,
-        train_spk,
-        size=size,
-        items_per_clip=cfg.data.items_per_clip,
-        negatives=cfg.loss.metric == "triplet",
-        seed=cfg.train.seed,
-        cache_clips=cfg.data.cache_clips,
-        gt=cfg.model.code_source == "oracle",
-    )
+    ds = Stage1PairDataset(cfg.data.data_dir, train_spk, size=size, items_per_clip=cfg.data.items_per_clip,
+                           negatives=cfg.loss.metric == "triplet", seed=cfg.train.seed,
+                           cache_clips=cfg.data.cache_clips, gt=cfg.model.code_source == "oracle")
     torch.manual_seed(cfg.train.seed)
     net = Stage1Net(cfg, len(train_spk))
     if cfg.model.copy_init: copy_init(net.ae, torch.stack([ds[i]["source"] for i in range(min(16, len(ds)))]))
     dcfg = DiscriminatorConfig.tiny() if cfg.model.preset == "tiny" else DiscriminatorConfig.paper()
     disc = DiscriminatorLoss(Discriminator(dcfg.replace(size=size)))
-    adam = lambda ps: torch.optim.Adam(
-        ps, cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=True
-    )  # fused: one kernel for all tensors (3× faster on CPU)
+    # fused: one kernel for all tensors (3× faster on CPU)
+    adam = lambda ps: torch.optim.Adam(ps, cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=True)
     opts = {"model": adam(net.model_parameters()), "disc": adam(disc.parameters())}
     if cfg.loss.use_mi: opts["club"] = torch.optim.Adam(net.estimator_parameters(), cfg.optim.club_lr)
-    held = Stage1PairDataset(
-        cfg.data.data_dir,
-        test_spk,
-        size=size,
-        items_per_clip=cfg.data.n_samples,
-        negatives=False,
-        seed=cfg.train.seed + 1,
-    )
+    held = Stage1PairDataset(cfg.data.data_dir, test_spk, size=size, items_per_clip=cfg.data.n_samples, negatives=False,
+                             seed=cfg.train.seed + 1)
     fixed = _fixed_batch(held, cfg.data.n_samples)
     extra = {"stage1": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk}}
     out_dir, percep = Path(out_dir), perceptual_loss(cfg, size)
-    tr = Trainer(
-        cfg.train,
-        out_dir,
-        {"net": net, "disc": disc},
-        opts,
-        ds,
-        partial(stage1_step, c=cfg, percep=percep),
-        resume=resume,
-        progress=progress,
-        extra_state=extra,
-        sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
-        eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None,
-    )
+    tr = Trainer(cfg.train, out_dir, {"net": net, "disc": disc}, opts, ds, partial(stage1_step, c=cfg, percep=percep),
+                 resume=resume, progress=progress, extra_state=extra,
+                 sample_fn=lambda t: sample_grid(t.unwrap("net").ae, *[f.to(t.device) for f in fixed]),
+                 eval_fn=(lambda t: eval_fn(t.unwrap("net").ae)) if eval_fn else None)
     if exists(percep): percep.to(tr.device)
     if tr.is_main: cfg.save(out_dir/"config.json")
     return tr

@@ -62,36 +62,22 @@ class Stage2Config(Config):
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if self.d_model != self.d_audio + 4 * self.cond_dim:
-            raise ValueError(
-                f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, got {self.d_model}"
-            )
+            raise ValueError(f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, "
+                             f"got {self.d_model}")
     front = property(lambda self: VARIANTS[self.variant][0], doc="'mfcc' or 'hubert'")
     attrs = property(lambda self: VARIANTS[self.variant][1], doc="attributes of the variance adapter")
     rate = property(lambda self: 4 if self.front == "mfcc" else 2, doc="audio frames per 25-fps video frame")
-    @classmethod
-    def paper(cls, variant:str="hubert_full_control", **kw):
-        return cls(
-            **{"variant": variant, "audio_dim": 39 if _check_variant(variant).startswith("mfcc") else 1024, **kw}
-        )
-    @classmethod
-    def tiny(cls, variant:str="mfcc_full_control", **kw):
-        hub = _check_variant(variant).startswith("hubert")
-        return cls(
-            **{
-                **dict(
-                    variant=variant,
-                    audio_dim=32 if hub else 39,
-                    n_hubert_layers=3,
-                    d_audio=128,
-                    speech_blocks=1,
-                    d_model=256,
-                    cond_dim=32,
-                    style_dim=256,
-                    adapter_hidden=64,
-                ),
-                **kw,
-            }
-        )
+
+# %% ../../nbs/32_stage2.generator.ipynb #07ad0d46
+@patch(cls_method=True)
+def paper(cls:Stage2Config, variant:str="hubert_full_control", **kw):
+    return cls(**{"variant": variant, "audio_dim": 39 if _check_variant(variant).startswith("mfcc") else 1024, **kw})
+
+@patch(cls_method=True)
+def tiny(cls:Stage2Config, variant:str="mfcc_full_control", **kw):
+    hub = _check_variant(variant).startswith("hubert")
+    return cls(**{**dict(variant=variant, audio_dim=32 if hub else 39, n_hubert_layers=3, d_audio=128, speech_blocks=1,
+                         d_model=256, cond_dim=32, style_dim=256, adapter_hidden=64), **kw})
 
 # %% ../../nbs/32_stage2.generator.ipynb #55bec8b0
 PRESETS = {"paper": Stage2Config.paper, "tiny": Stage2Config.tiny}
@@ -330,9 +316,8 @@ def _check_file_variant(sd:dict, variant:str, name:str):
 
 # %% ../../nbs/32_stage2.generator.ipynb #bd6c9bee
 @patch
-def load_official_state_dict(
-    self: MotionGenerator, sd: dict, strict: bool = True, use: str = "ema", name: str = "state dict"
-) -> dict:
+def load_official_state_dict(self:MotionGenerator, sd:dict, strict:bool=True, use:str="ema",
+                             name:str="state dict") -> dict:
     """Load an official stage-2 dict ('ema' or 'model' copy, or bare keys); report
     {'loaded','ignored','missing','unexpected'}."""
     if use not in ("ema", "model"): raise ValueError(f"use must be 'ema' or 'model', got {use!r}")
@@ -348,31 +333,20 @@ def load_official_state_dict(
         else: mapped[k if bare else k[len(pre):]] = (k, v)
     own = self.state_dict()
     unexpected += [fk for k, (fk, _) in mapped.items() if k not in own]
-    bad = [
-        f"{fk}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, (fk, v) in mapped.items()
-        if k in own and v.shape != own[k].shape
-    ]
+    bad = [f"{fk}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+           for k, (fk, v) in mapped.items() if k in own and v.shape != own[k].shape]
     missing = [k for k in own if k not in mapped]
-    problems = (
-        ([f"{len(missing)} missing: {missing}"] if missing and strict else [])
-        + ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else [])
-        + ([f"shape mismatch: {bad}"] if bad else [])
-    )
+    problems = (([f"{len(missing)} missing: {missing}"] if missing and strict else [])
+                + ([f"{len(unexpected)} unexpected: {unexpected}"] if unexpected and strict else [])
+                + ([f"shape mismatch: {bad}"] if bad else []))
     if problems:
-        raise KeyError(
-            f"cannot load {name} into MotionGenerator({self.cfg.variant}, d_model {self.cfg.d_model}): "
-            + "; ".join(problems)
-        )
+        raise KeyError(f"cannot load {name} into MotionGenerator({self.cfg.variant}, d_model {self.cfg.d_model}): "
+                       + "; ".join(problems))
     with torch.no_grad():
         for k, (_, v) in mapped.items():
             if k in own: own[k].copy_(v)
-    return {
-        "loaded": [fk for k, (fk, _) in mapped.items() if k in own],
-        "ignored": ignored,
-        "missing": missing,
-        "unexpected": unexpected,
-    }
+    return {"loaded": [fk for k, (fk, _) in mapped.items() if k in own], "ignored": ignored, "missing": missing,
+            "unexpected": unexpected}
 
 # %% ../../nbs/32_stage2.generator.ipynb #5bbd858a
 @patch(cls_method=True)

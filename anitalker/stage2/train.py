@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json
 from functools import partial
+from fastcore.basics import patch
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -102,32 +103,33 @@ class Stage2TrainConfig(GroupedConfig):
     def build_generator(self) -> MotionGenerator: return generator_of(self.model.to_dict())
 
     @classmethod
-    def tiny(cls, **flat):
-        "The tiny generator with the official objective (ε, uniform weights): for tests and short experiments."
-        return cls().with_flat(**flat)
-
-    @classmethod
-    def quickstart(cls, **flat):
-        "The recipe that lip-syncs on 2 CPU cores (x₀ prediction, min-SNR weights; measured in this notebook)."
-        return cls(Stage2Model(prediction="sample"), Stage2Loss(loss_weight="min_snr"), Stage2Optim(lr=1e-3),
-                   Stage2Data(held_out=8, window=64),
-                   _stage2_run(steps=600, batch_size=16, log_every=20, sample_every=500, ckpt_every=500, cpu=True)
-                   ).with_flat(**flat)
-
-    @classmethod
-    def paper(cls, **flat):
-        "The paper's sizes with HuBERT features on a prepared dataset, 4 GPUs (official template values)."
-        return cls(Stage2Model(preset="paper", variant="hubert_full_control"), Stage2Loss(), Stage2Optim(lr=1e-4),
-                   Stage2Data(data_dir="data/prepared", latents="runs/stage1_paper/latents", held_out=50),
-                   _stage2_run(steps=200_000, batch_size=16, ema_decay=0.9999, mixed_precision="bf16", num_workers=8,
-                               log_every=50, sample_every=2000, ckpt_every=5000)).with_flat(**flat)
-
-    @classmethod
     def from_params(cls, params:dict):
         """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
         overrides."""
         P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
         return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
+
+# %% ../../nbs/34_stage2.train.ipynb #2a66726f
+@patch(cls_method=True)
+def tiny(cls:Stage2TrainConfig, **flat):
+    "The tiny generator with the official objective (ε, uniform weights): for tests and short experiments."
+    return cls().with_flat(**flat)
+
+@patch(cls_method=True)
+def quickstart(cls:Stage2TrainConfig, **flat):
+    "The recipe that lip-syncs on 2 CPU cores (x₀ prediction, min-SNR weights; measured in this notebook)."
+    return cls(Stage2Model(prediction="sample"), Stage2Loss(loss_weight="min_snr"), Stage2Optim(lr=1e-3),
+               Stage2Data(held_out=8, window=64),
+               _stage2_run(steps=600, batch_size=16, log_every=20, sample_every=500, ckpt_every=500, cpu=True)
+               ).with_flat(**flat)
+
+@patch(cls_method=True)
+def paper(cls:Stage2TrainConfig, **flat):
+    "The paper's sizes with HuBERT features on a prepared dataset, 4 GPUs (official template values)."
+    return cls(Stage2Model(preset="paper", variant="hubert_full_control"), Stage2Loss(), Stage2Optim(lr=1e-4),
+               Stage2Data(data_dir="data/prepared", latents="runs/stage1_paper/latents", held_out=50),
+               _stage2_run(steps=200_000, batch_size=16, ema_decay=0.9999, mixed_precision="bf16", num_workers=8,
+                           log_every=50, sample_every=2000, ckpt_every=5000)).with_flat(**flat)
 
 # %% ../../nbs/34_stage2.train.ipynb #a6dc377f
 def fit_motion_norm(
@@ -204,56 +206,25 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
-    ds = Stage2WindowDataset(
-        cfg.data.data_dir,
-        cfg.data.latents,
-        kind=cfg.audio_kind,
-        window=cfg.data.window,
-        speakers=train_spk,
-        items_per_clip=cfg.data.items_per_clip,
-        seed=cfg.train.seed,
-    )
+    ds = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window,
+                             speakers=train_spk, items_per_clip=cfg.data.items_per_clip, seed=cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     gen = cfg.build_generator()
     with torch.no_grad():
         gen.t_encoder[0].weight.mul_(cfg.model.t_init_scale)
         gen.t_encoder[0].bias.mul_(0 if cfg.model.t_init_scale != 1 else 1)
-    norm = fit_motion_norm(
-        cfg.data.latents,
-        cfg.data.data_dir,
-        train_spk,
-        gen.cfg.motion_dim,
-        cfg.model.norm_target,
-        cfg.model.norm_mode,
-        cfg.model.target == "relative",
-    )
+    norm = fit_motion_norm(cfg.data.latents, cfg.data.data_dir, train_spk, gen.cfg.motion_dim, cfg.model.norm_target,
+                           cfg.model.norm_mode, cfg.model.target == "relative")
     net = Stage2Net(gen, norm)
     opts = {"gen": torch.optim.Adam(net.gen.parameters(), cfg.optim.lr, betas=tuple(cfg.optim.betas))}
-    held = Stage2WindowDataset(
-        cfg.data.data_dir,
-        cfg.data.latents,
-        kind=cfg.audio_kind,
-        window=cfg.data.window,
-        speakers=test_spk,
-        items_per_clip=1,
-        seed=cfg.train.seed + 1,
-    )
+    held = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window,
+                               speakers=test_spk, items_per_clip=1, seed=cfg.train.seed + 1)
     item = held[0]
     extra = {"stage2": cfg.to_dict(), "speakers": {"train": train_spk, "held_out": test_spk},
              "stage1_run": str(Path(cfg.data.latents).resolve().parent)}      # absolute: found again from any directory
-    tr = Trainer(
-        cfg.train,
-        out_dir,
-        {"net": net},
-        opts,
-        ds,
-        partial(stage2_step, c=cfg, sched=DDPMScheduler()),
-        ema=("net",),
-        resume=resume,
-        progress=progress,
-        extra_state=extra,
-        sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.model.variant, cfg.model.sample_steps),
-    )
+    tr = Trainer(cfg.train, out_dir, {"net": net}, opts, ds, partial(stage2_step, c=cfg, sched=DDPMScheduler()),
+                 ema=("net",), resume=resume, progress=progress, extra_state=extra,
+                 sample_fn=lambda t: _motion_plot(t.ema["net"].model, item, cfg.model.variant, cfg.model.sample_steps))
     if tr.is_main: cfg.save(Path(out_dir)/"config.json")
     return tr
 
