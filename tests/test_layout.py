@@ -85,3 +85,14 @@ def test_code_lines_fit_in_120_characters():
     "The notebooks are the source of the library: every line of a code cell within 120 characters (as the anchors)."
     long = [f"{where} ({len(line)} characters)" for where, line in _code_lines() if len(line) > 120]
     assert not long, f"{len(long)} lines over 120 characters: {long[:10]}"
+
+def test_export_cells_are_at_most_40_lines():
+    "One idea per exported cell (nbdev's own notebooks, fastai): a longer class gets further methods in @patch cells."
+    import json
+    long = []
+    for nb in sorted((PKG.parent/"nbs").rglob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and src.startswith("#| export") and len(src.split("\n")) > 40:
+                long.append(f"{nb.name} cell {i} ({len(src.splitlines())} lines)")
+    assert not long, f"export cells over 40 lines: {long}"
