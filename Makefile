@@ -30,11 +30,14 @@ apt:
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
 
 $(STAMP): $(BIN)/python setup.py settings.ini
 	@echo "[setup] installing the kit and its dependencies into $(VENV) (first time: a few minutes)"
-	$(BIN)/python -m pip install -q -e ".[dev,faces]" --config-settings editable_mode=compat 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
+	@# setuptools prints an "Editable installation" notice for every editable install (pip >= 25); it is about
+	@# editable installs in general, not this kit, so it is left out of the output (sed), like pip's index notices
+	$(BIN)/python -m pip install -q -e ".[dev,faces]" 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; } \
+	  | sed '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d'
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS) 2>&1 | { grep -v -E "is ignored: it is neither|^ *$$" || true; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
