@@ -143,7 +143,9 @@ def _train(args):
         from anitalker.stage2.train import Stage2TrainConfig as Cfg, train_stage2 as train
     else: from anitalker.stage1.train import Stage1TrainConfig as Cfg, train_stage1 as train
     cfg = Cfg.from_params(read_params(args.params, args.set))   # `config: NAME` picks the preset (default tiny)
-    print(f"checkpoint: {train(cfg, args.out, progress=not args.no_progress)}"); return 0
+    if os.environ.get("RANK", "0") == "0": print(cfg.flat_text(), flush=True)   # the run's config, flat, once
+    print(f"checkpoint: {train(cfg, args.out, progress=not args.no_progress)}")
+    return 0
 
 def _experiment_args(p):
     p.add_argument("name", help="e.g. stage1_train")

@@ -57,6 +57,9 @@ def _train(out, p, **kw):
 def test_sigkill_resume_equals_uninterrupted(tmp_path, data):
     p = params(tmp_path, data, steps=30, ckpt_every=6)
     full = _train(tmp_path/"full", p); assert full.wait(timeout=600) == 0, full.stderr.read()[-3000:]
+    first = full.stdout.read().splitlines()[:5]                                 # the run prints its config flat, per group
+    assert [l.split(":")[0].strip() for l in first] == ["model", "loss", "optim", "data", "train"], first
+    assert "steps=30" in first[4] and "ckpt_every=6" in first[4], first[4]
     cut = _train(tmp_path/"cut", p)
     ck = tmp_path/"cut"/"ckpt"/"last.pt"
     t0 = time.time()
