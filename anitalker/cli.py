@@ -239,21 +239,9 @@ def _generate(args):
         raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")
     th = (TalkingHeadPipeline.from_run(args.run, args.hubert) if args.run else
           TalkingHeadPipeline.from_official(args.stage1, args.stage2, args.variant, args.hubert, args.preset))
-    generate(
-        args.image,
-        args.audio,
-        args.out,
-        model=th,
-        seed=args.seed,
-        steps=args.steps,
-        pose=pose,
-        location=args.location,
-        scale=args.scale,
-        crop=args.crop,
-        paste_back=args.paste_back,
-        dtype=args.dtype,
-        batch=args.batch,
-    )
+    generate(args.image, args.audio, args.out, model=th, seed=args.seed, steps=args.steps, pose=pose,
+             location=args.location, scale=args.scale, crop=args.crop, paste_back=args.paste_back, dtype=args.dtype,
+             batch=args.batch)
     return 0
 
 # %% ../nbs/90_cli.ipynb #0f6eca94
@@ -262,12 +250,8 @@ def _reenact_args(p):
     p.add_argument("--driving", required=True, help="driving video")
     p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
     p.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
-    p.add_argument(
-        "--preset",
-        default="paper",
-        choices=("paper", "tiny"),
-        help="sizes of an official stage-1 file (tiny: test files)",
-    )
+    p.add_argument("--preset", default="paper", choices=("paper", "tiny"),
+                   help="sizes of an official stage-1 file (tiny: test files)")
     p.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
                    help="add the driving motion's change to the portrait's own "
                         "(default: on for kit-trained difference-drive models, off for official ones)")
@@ -277,19 +261,8 @@ def _reenact_args(p):
 def _reenact(args):
     from anitalker.infer.pipeline import reenact
     if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
-    reenact(
-        args.source,
-        args.driving,
-        args.out,
-        run=args.run,
-        stage1=args.stage1,
-        relative=args.relative,
-        crop=args.crop,
-        paste_back=args.paste_back,
-        dtype=args.dtype,
-        batch=args.batch,
-        preset=args.preset,
-    )
+    reenact(args.source, args.driving, args.out, run=args.run, stage1=args.stage1, relative=args.relative,
+            crop=args.crop, paste_back=args.paste_back, dtype=args.dtype, batch=args.batch, preset=args.preset)
     return 0
 
 # %% ../nbs/90_cli.ipynb #0d3d5b34

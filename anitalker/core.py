@@ -13,7 +13,7 @@ import numpy as np, torch, yaml
 # %% auto #0
 __all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'GroupedConfig',
            'flat_of', 'atomic_open', 'atomic_write', 'atomic_save', 'make_run_dir', 'CheckpointError',
-           'load_checkpoint', 'env_info', 'load_manifest']
+           'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -169,6 +169,14 @@ def from_flat(cls:GroupedConfig, d:dict, preset:str|None=None):
     "From one flat dict over a preset (default: the first of `PRESETS`)."
     return cls.preset(preset or cls.PRESETS[0], **d)
 
+@patch(cls_method=True)
+def from_params(cls:GroupedConfig, params:dict):
+    """From experiment parameters: `config` names the preset (default: the first), `RUN_KEYS` are dropped, the rest
+    override."""
+    P = dict(params)
+    name = P.pop("config", None) or cls.PRESETS[0]
+    return cls.preset(name, **{k: v for k, v in P.items() if k not in getattr(cls, "RUN_KEYS", ())})
+
 @patch
 def flat_text(self:GroupedConfig) -> str:
     "The config printed flat, one line per group: what a run prints at its start."
@@ -255,6 +263,21 @@ def load_checkpoint(path, # a file written by torch.save
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {e}") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({size} bytes): {e}") from None
+
+# %% ../nbs/00_core.ipynb #61e979a4
+def kit_checkpoint(path, # a kit run folder, its ckpt/last.pt, or that file already loaded (a dict)
+                   key:str, # the stage whose config it must hold: 'stage1' or 'stage2'
+                   map_location="cpu") -> dict:
+    "The contents of a kit run's checkpoint that holds a `key` config; a KeyError naming the file otherwise."
+    if isinstance(path, dict): st, p = path, "the checkpoint"
+    else:
+        p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
+        st = load_checkpoint(p, map_location=map_location)
+    if not isinstance(st, dict) or key not in st:
+        raise KeyError(
+            f"{str(p)!r} is not a kit {key.replace('stage', 'stage-')} checkpoint (no {key!r} config inside)"
+        )
+    return st
 
 # %% ../nbs/00_core.ipynb #a8e1084a
 def env_info() -> dict:

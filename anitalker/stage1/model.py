@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn
-from ..core import Config, exists, default, load_checkpoint, flat_of
+from ..core import Config, exists, default, load_checkpoint, flat_of, kit_checkpoint
 from .encoder import Encoder
 from .renderer import Synthesis
 
@@ -156,12 +156,7 @@ def reenact(self:MotionAutoencoder, source:torch.Tensor, # (1,3,S,S) portrait
 def load_stage1(path, # a kit stage-1 run folder, its ckpt/last.pt, or that file already loaded (a dict)
                 ema:bool=False, map_location="cpu") -> MotionAutoencoder:
     "The MotionAutoencoder of a kit stage-1 checkpoint, in eval mode (`.train_config`: the run's config as a dict)."
-    if isinstance(path, dict): st, p = path, "the checkpoint"
-    else:
-        p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
-        st = load_checkpoint(p, map_location=map_location)
-    if not isinstance(st, dict) or "stage1" not in st:
-        raise KeyError(f"{str(p)!r} is not a kit stage-1 checkpoint (no 'stage1' config inside)")
+    st = kit_checkpoint(path, "stage1", map_location)
     sd = st["ema"]["net"] if ema else st["models"]["net"]
     ae = MotionAutoencoder(model_config_of(flat_of(st["stage1"])))   # grouped or flat (older runs)
     ae.load_state_dict({k[3:]: v for k, v in sd.items() if k.startswith("ae.")})  # the trained wrapper holds it as `ae`

@@ -132,12 +132,7 @@ class Stage1TrainConfig(GroupedConfig):
                              "not with code_source='oracle'")
     def model_config(self) -> Stage1Config: return model_config_of(self.model.to_dict())
 
-    @classmethod
-    def from_params(cls, params:dict):
-        """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
-        overrides."""
-        P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
-        return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
+
 
 # %% ../../nbs/28_stage1.train.ipynb #5ea3ef79
 @patch(cls_method=True)

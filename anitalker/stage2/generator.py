@@ -8,7 +8,7 @@ from fastcore.basics import patch
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
-from ..core import Config, exists, default, load_checkpoint, load_manifest, flat_of
+from ..core import Config, exists, default, load_checkpoint, load_manifest, flat_of, kit_checkpoint
 from ..nn.conformer import Conformer
 from .adapter import VarianceAdapter, ATTR_DIMS, OFFICIAL_NAMES
 
@@ -272,12 +272,7 @@ def load_stage2(path, # a kit stage-2 run folder, its ckpt/last.pt, or that file
                 ema:bool=True, map_location="cpu") -> Stage2Net:
     """The Stage2Net (generator + MotionNorm) of a kit stage-2 checkpoint or run folder, EMA weights by default, eval
     mode (`.train_config`: the run's config as a dict)."""
-    if isinstance(path, dict): st, p = path, "the checkpoint"
-    else:
-        p = Path(path); p = p/"ckpt"/"last.pt" if p.is_dir() else p
-        st = load_checkpoint(p, map_location=map_location)
-    if not isinstance(st, dict) or "stage2" not in st:
-        raise KeyError(f"{str(p)!r} is not a kit stage-2 checkpoint (no 'stage2' config inside)")
+    st = kit_checkpoint(path, "stage2", map_location)
     cfg = flat_of(st["stage2"]); net = Stage2Net(generator_of(cfg))   # grouped or flat (older runs)
     net.load_state_dict(st["ema"]["net"] if ema else st["models"]["net"])
     net.norm.relative = cfg.get("target", "absolute") == "relative"

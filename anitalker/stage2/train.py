@@ -102,12 +102,7 @@ class Stage2TrainConfig(GroupedConfig):
     def audio_kind(self) -> str: return "hubert" if self.model.variant.startswith("hubert") else "mfcc"
     def build_generator(self) -> MotionGenerator: return generator_of(self.model.to_dict())
 
-    @classmethod
-    def from_params(cls, params:dict):
-        """From experiment parameters: `config` names the preset (default tiny), run keys are dropped, the rest
-        overrides."""
-        P = dict(params); name = P.pop("config", None) or cls.PRESETS[0]
-        return cls.preset(name, **{k: v for k, v in P.items() if k not in cls.RUN_KEYS})
+
 
 # %% ../../nbs/34_stage2.train.ipynb #2a66726f
 @patch(cls_method=True)
