@@ -204,7 +204,7 @@ def bf16_hardware() -> bool:
 # %% ../nbs/70_bench.ipynb #be1a430e
 def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool) -> tuple: # (net, opt, batch)
     "A `Stage1Net` of `cfg` in training mode, `alpha_only_targets` set, its optimiser and a (batch,3,S,S) batch."
-    from anitalker.stage1.train import Stage1Net
+    from anitalker.stage1.objective import Stage1Net
     seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
     opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True)
     g = torch.Generator().manual_seed(seed)  # as training

@@ -213,7 +213,7 @@ def _cross_frames(ca, cb, S:int, frames_per_pair:int, rng, dev) -> tuple:
 def _oracle_output(ae, src:dict, at, idx:list, names:list, drop, scale, dev) -> torch.Tensor: # (n,3,S,S) in [-1,1]
     "Render `src` with `oracle_code` of the change of B's ground truth (`at`) at frames idx[1:] from frame idx[0]."
     from anitalker.data.datasets import gt_code
-    from anitalker.stage1.train import oracle_code
+    from anitalker.stage1.objective import oracle_code
     g = torch.from_numpy(gt_code(at)[idx]).to(dev)
     dg = g[1:] - g[:1]
     if drop is not None: dg[:, names.index(drop)] = 0  # the renderer is not told this factor's change
@@ -272,7 +272,7 @@ def factor_response(ae, data_dir, speakers=None, # held-out speakers of a built-
     """Per factor: the render's gain along the true one-factor change, the error it removes, ‖Δcode‖ and the image
     change."""
     from anitalker.data.datasets import gt_code
-    from anitalker.stage1.train import oracle_code
+    from anitalker.stage1.objective import oracle_code
     changes = default(changes, FACTOR_CHANGES); oracle = default(oracle, is_oracle(ae))
     clips = _synthetic_clips(data_dir, speakers, "factor_response")
     was = ae.training; ae.eval(); dev = next(ae.parameters()).device; S = ae.cfg.size

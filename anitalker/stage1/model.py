@@ -31,11 +31,11 @@ class Stage1Config(Config):
     projector: str = "lmd"                               # 'lmd' (orthonormal basis) or 'fc' (free linear decode)
     blur_kernel: tuple = (1, 3, 3, 1)
     motion_res: int = 0  # 0: α from w_a (official); 8, 16, …: from that encoder map (spatial motion path)
-    motion_keypoints: int = 0  # with motion_res: K soft-argmax keypoints beside the map (28_stage1.train)
+    motion_keypoints: int = 0  # with motion_res: K soft-argmax keypoints beside the map (29_stage1.train)
     motion_global: bool = False  # with motion_res: + the HAL-pooled w_a (targets need the full encoder)
     drive: str = "absolute"                              # renderer input: 'absolute' w_a + Q·α(driver) (official) or
                                                          # 'difference' w_a + Q·(α(driver) − α(portrait)) (LIA; see
-                                                         # 28_stage1.train)
+                                                         # 29_stage1.train)
     rgb_from: str = "warped"  # ToRGB reads 'warped' features (official) or the 'blend' with the
                                                          # decoder's own (it can paint new content: 22_stage1.renderer)
     def __post_init__(self):

@@ -55,7 +55,7 @@ class Stage2Config(Config):
     dropout: float = 0.2
     adapter_hidden: int = 128    # LSTM hidden size of the variance adapter
     kernel_size: int = 13        # Conformer depthwise-conv kernel
-    # what the output means: 'epsilon' ε̂ (official), 'sample' x̂₀ or 'v' (kit-trained options; 34_stage2.train)
+    # what the output means: 'epsilon' ε̂ (official), 'sample' x̂₀ or 'v' (kit-trained options; 35_stage2.train)
     prediction: str = "epsilon"
     def __post_init__(self):
         _check_variant(self.variant)
