@@ -10,7 +10,7 @@ os.environ.setdefault(
 )  # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
 from pathlib import Path
 import anitalker
-from .core import env_info, CheckpointError
+from .core import env_info, exit_on_signals, CheckpointError
 from .jobs.runner import read_params, run_experiment
 from .jobs.quickstart import QuickstartConfig, run_quickstart
 
@@ -39,7 +39,9 @@ def command(name:str, help:str, add_arguments=lambda p: None):
 
 def build_parser() -> argparse.ArgumentParser:
     "The `anitalker` parser: one sub-command per registered command."
-    p = argparse.ArgumentParser(prog="anitalker", description="AniTalker kit: train and run talking-face models.")
+    p = argparse.ArgumentParser(prog="anitalker", description="AniTalker kit: train and run talking-face models.",
+                                epilog="exit status: 0 done, 1 bad input (one line on stderr says which and why), "
+                                       "2 usage, 3 no watermark found (watermark detect)")
     p.add_argument("--version", action="version", version=f"anitalker {anitalker.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help, add_arguments, _) in COMMANDS.items(): add_arguments(sub.add_parser(name, help=help))
@@ -50,8 +52,9 @@ def main(argv:list[str]|None=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None: build_parser().print_help(); return 2
     from anitalker.data.media import MediaError
+    exit_on_signals()                                       # SIGTERM / SIGHUP clean up like Ctrl-C: no temp files left
     try: return COMMANDS[args.command][2](args)
-    except (FileNotFoundError, ValueError, KeyError, CheckpointError, MediaError) as e:
+    except (OSError, ValueError, KeyError, CheckpointError, MediaError) as e:   # OSError: also the output side
         if isinstance(e, KeyError) and e.args: e = e.args[0]          # KeyError's str() adds quotes
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
@@ -233,7 +236,8 @@ def _pose_arg(args):
 # %% ../nbs/90_cli.ipynb #8525fa11
 @command("generate", "talking-head video from a portrait and audio (stage 2 + stage 1), watermarked", _generate_args)
 def _generate(args):
-    from anitalker.infer.pipeline import generate, TalkingHeadPipeline
+    from anitalker.infer.pipeline import generate, TalkingHeadPipeline, check_request
+    check_request(args.out, args.crop, args.dtype, image=args.image, audio=args.audio)   # before loading any model
     pose, official = _pose_arg(args), [args.stage1, args.stage2, args.variant]
     if (args.run is None) == all(v is None for v in official) or (args.run is None and None in official):
         raise ValueError("give either --run RUN_DIR or all of --stage1 CKPT --stage2 CKPT --variant V")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #04d02895
 from __future__ import annotations
-import os, io, json, random, hashlib, tempfile, zipfile, pickle, dataclasses, datetime, contextlib, typing
+import os, io, re, glob, json, random, hashlib, tempfile, zipfile, pickle, dataclasses, datetime, contextlib, typing
 from pathlib import Path
 from fastcore.basics import patch
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
@@ -12,8 +12,9 @@ import numpy as np, torch, yaml
 
 # %% auto #0
 __all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'GroupedConfig',
-           'flat_of', 'atomic_open', 'atomic_write', 'atomic_save', 'make_run_dir', 'CheckpointError',
-           'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
+           'flat_of', 'temp_beside', 'remove_stale_temps', 'umask_mode', 'atomic_open', 'atomic_write', 'atomic_save',
+           'OutputError', 'check_output', 'exit_on_signals', 'make_run_dir', 'CheckpointError', 'load_checkpoint',
+           'kit_checkpoint', 'env_info', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -187,16 +188,42 @@ def flat_of(d:dict) -> dict:
     "A stored config dict as one flat dict: grouped ({'model': {...}, ...}) or flat (older checkpoints) alike."
     return {k: v for g, x in d.items() for k, v in (x.items() if isinstance(x, dict) and g != "train" else [(g, x)])}
 
+# %% ../nbs/00_core.ipynb #65dcde1e
+def temp_beside(path:Path, suffix:str=".tmp") -> tuple[int, str]:
+    "mkstemp in `path`'s folder, named `.<name>.<pid>.<random><suffix>`: a later run can tell a dead run's leftovers."
+    return tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True                   # someone else's live process
+    return True
+
+def remove_stale_temps(path) -> list[Path]:
+    "Remove the temp files that runs killed while writing `path` left beside it (their process is gone)."
+    path = Path(path); gone = []
+    pat = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^/]+$")
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if (m := pat.match(p.name)) and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+            with contextlib.suppress(FileNotFoundError): p.unlink(); gone.append(p)
+    return gone
+
+def umask_mode(path):
+    "Give a finished file the mode `open()` would have (0o666 less the umask), not mkstemp's 0o600."
+    m = os.umask(0); os.umask(m)
+    os.chmod(path, 0o666 & ~m)
+
 # %% ../nbs/00_core.ipynb #deef83b7
 @contextlib.contextmanager
 def atomic_open(path, mode:str="wb"): # 'wb' or 'w'
     "Open a temp file beside `path`; on success it replaces `path` atomically, on error it is removed."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
@@ -211,6 +238,36 @@ def atomic_save(obj, path):
     "`torch.save(obj)` to `path` atomically."
     with atomic_open(path, "wb") as f: torch.save(obj, f)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #b464e743
+class OutputError(ValueError):
+    "An output path that cannot or must not be written; the message names it and says why."
+
+def check_output(out, # the file to write
+                 inputs:dict|None=None, # {what: path} of the inputs the output must not be or point to
+                 suffix:str|None=None, # the extension it must have, e.g. '.mp4'
+                ) -> Path:
+    "The output path, checked before any work; stale temp files of killed runs beside it are removed."
+    o = Path(out)
+    if suffix and o.suffix.lower() != suffix: raise OutputError(f"output {str(o)!r} must end in {suffix}")
+    if o.is_dir(): raise OutputError(f"output {str(o)!r} is a folder, expected a file name")
+    for what, p in (inputs or {}).items():
+        if isinstance(p, (str, Path)) and o.exists() and Path(p).exists() and os.path.samefile(o, p):
+            raise OutputError(f"output {str(o)!r} is the {what} {str(p)!r} (the same file): writing it would destroy "
+                              "the input; choose another output")
+    if not o.parent.is_dir(): raise OutputError(f"output folder {str(o.parent)!r} does not exist (create it first)")
+    try: fd, t = temp_beside(o)
+    except OSError as e: raise OutputError(f"cannot write in {str(o.parent)!r}: {e.strerror}") from None
+    os.close(fd); os.unlink(t)
+    remove_stale_temps(o)
+    return o
+
+def exit_on_signals(signals=("SIGTERM", "SIGHUP")):
+    "SIGTERM / SIGHUP raise SystemExit(128 + n) in the main thread: `with` blocks and `finally` clean up as on Ctrl-C."
+    import signal
+    def _exit(n, frame): raise SystemExit(128 + n)
+    for s in signals:
+        if hasattr(signal, s): signal.signal(getattr(signal, s), _exit)
 
 # %% ../nbs/00_core.ipynb #727c2a5e
 def make_run_dir(root="runs", # parent folder

@@ -9,11 +9,11 @@ from pathlib import Path
 from fastcore.basics import patch
 import numpy as np
 import imageio_ffmpeg, soundfile as sf
-from ..core import exists, atomic_open
+from ..core import exists, atomic_open, temp_beside, umask_mode
 
 # %% auto #0
-__all__ = ['MediaError', 'ffmpeg_exe', 'probe', 'iter_video', 'read_video', 'read_audio', 'write_wav', 'VideoWriter',
-           'write_video']
+__all__ = ['MediaError', 'ffmpeg_exe', 'probe', 'iter_video', 'read_video', 'read_audio', 'write_wav', 'count_frames',
+           'VideoWriter', 'write_video']
 
 # %% ../../nbs/11_data.media.ipynb #9d484488
 class MediaError(RuntimeError):
@@ -107,13 +107,22 @@ def write_wav(path, wav:np.ndarray, # (N,) float samples in [-1,1]
     with atomic_open(path, "wb") as f: sf.write(f, np.clip(wav, -1, 1), sr, subtype="PCM_16", format="WAV")
     return Path(path)
 
+# %% ../../nbs/11_data.media.ipynb #660c8576
+def count_frames(path) -> int:
+    "Video frames in a media file (0 if it has no video stream)."
+    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0?", "-f", "null", "-"],
+                       capture_output=True)
+    found = re.findall(r"frame=\s*(\d+)", r.stderr.decode(errors="replace").replace("\r", "\n"))
+    return int(found[-1]) if found else 0
+
 # %% ../../nbs/11_data.media.ipynb #66a82096
 class VideoWriter:
     "Streaming H.264 writer: `with VideoWriter(path, fps, audio=wav) as w: w.write(frames)`; atomic on close."
     def __init__(self, path, fps:float=25, audio:np.ndarray|None=None, sr:int=16000, crf:int=18, preset:str="medium",
-                 pix_fmt:str="yuv420p"): # 'yuv444p' keeps full colour resolution (datasets); yuv420p plays everywhere
+                 pix_fmt:str="yuv420p", # 'yuv444p' keeps full colour resolution (datasets); yuv420p plays everywhere
+                 n_frames:int|None=None): # the frames that will be written, if known: shorter audio is padded to them
         self.path, self.fps, self.audio, self.sr, self.crf, self.preset = Path(path), fps, audio, sr, crf, preset
-        self.pix_fmt = pix_fmt
+        self.pix_fmt, self.n_frames = pix_fmt, n_frames
         self.proc, self.n, self.shape = None, 0, None
 
     def write(self, frames:np.ndarray): # (n,H,W,3) or (H,W,3) uint8 RGB
@@ -132,27 +141,39 @@ class VideoWriter:
     def __enter__(self): return self
     def __exit__(self, et, ev, tb): self.close(ok=et is None)
 
-    def close(self, ok:bool=True):
-        if self.proc is None:
-            if ok: raise MediaError(f"no frames were written to {str(self.path)!r}")
-            return
-        self.proc.stdin.close(); err = self.proc.stderr.read().decode(errors="replace"); self.proc.wait()
-        with contextlib.suppress(AttributeError, FileNotFoundError): os.unlink(self.wav_tmp)
-        if ok and self.proc.returncode == 0: os.replace(self.tmp, self.path)
-        else:
-            with contextlib.suppress(FileNotFoundError): os.unlink(self.tmp)
-            if ok: raise MediaError(f"ffmpeg failed writing {str(self.path)!r}: {err[-300:]}")
+# %% ../../nbs/11_data.media.ipynb #55f71662
+@patch
+def close(self:VideoWriter, ok:bool=True):
+    if self.proc is None:
+        if ok: raise MediaError(f"no frames were written to {str(self.path)!r}")
+        return
+    self.proc.stdin.close(); err = self.proc.stderr.read().decode(errors="replace"); self.proc.wait()
+    with contextlib.suppress(AttributeError, FileNotFoundError): os.unlink(self.wav_tmp)
+    bad = None if self.proc.returncode == 0 else f"ffmpeg failed writing {str(self.path)!r}: {err[-300:]}"
+    if ok and not bad and (n := count_frames(self.tmp)) != self.n:     # check the file, not the log
+        bad = (
+            f"{str(self.path)!r} would hold {n} video frames, {self.n} were written (audio shorter than the video?)"
+        )
+    if ok and not bad:
+        umask_mode(self.tmp)
+        os.replace(self.tmp, self.path)
+    else:
+        with contextlib.suppress(FileNotFoundError): os.unlink(self.tmp)
+        if ok: raise MediaError(bad)
 
 # %% ../../nbs/11_data.media.ipynb #a9423e30
 @patch
 def _start(self:VideoWriter, h, w):
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+    fd, self.tmp = temp_beside(self.path, suffix=".tmp" + self.path.suffix)   # ffmpeg picks the container by the suffix
     os.close(fd)
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{w}x{h}", "-r", str(self.fps), "-i", "-"]
     if exists(self.audio):
-        self.wav_tmp = write_wav(self.tmp + ".wav", self.audio, self.sr)
+        a = np.asarray(self.audio, np.float32)
+        if exists(self.n_frames):  # silence up to the video's length: -shortest must not cut the video
+            a = np.pad(a, (0, max(0, -(-self.n_frames * self.sr // int(round(self.fps))) - len(a))))
+        self.wav_tmp = write_wav(self.tmp + ".wav", a, self.sr)
         args += ["-i", str(self.wav_tmp), "-c:a", "aac", "-b:a", "128k", "-shortest"]
     args += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", self.pix_fmt, self.tmp]
     self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -161,5 +182,5 @@ def _start(self:VideoWriter, h, w):
 def write_video(path, frames:np.ndarray, fps:float=25, audio:np.ndarray|None=None, sr:int=16000, crf:int=18,
                 preset:str="medium", pix_fmt:str="yuv420p") -> Path:
     "Write uint8 RGB frames (T,H,W,3), optionally with mono audio, to an mp4 atomically."
-    with VideoWriter(path, fps, audio, sr, crf, preset, pix_fmt) as w: w.write(frames)
+    with VideoWriter(path, fps, audio, sr, crf, preset, pix_fmt, n_frames=len(frames)) as w: w.write(frames)
     return Path(path)

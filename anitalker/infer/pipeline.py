@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 import numpy as np, torch
-from ..core import default, FPS, SR
-from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video
+from ..core import default, check_output, FPS, SR
+from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video, count_frames
 from ..data.datasets import to_tensor
 from ..audio.features import mfcc_for_video
 from ..stage1.model import MotionAutoencoder, render_context
@@ -171,17 +171,16 @@ def format_times(times:dict) -> str:
     return "\n".join([f"{k:<{w}s} {v:8.2f} s" for k, v in times.items()] + [f"{'total':<{w}s} {tot:8.2f} s"])
 
 def check_request(out, crop:str="auto", dtype:str="float32", **inputs) -> Path:
-    "The checks every command makes before loading a model: output name and folder, options, input files exist."
-    o = Path(out)
-    if o.suffix.lower() != ".mp4": raise ValueError(f"output {str(o)!r} must end in .mp4")
-    if not o.parent.is_dir():
-        raise FileNotFoundError(f"output folder {str(o.parent)!r} does not exist (create it first)")
+    """The checks every command makes before loading a model: options, input files (present and files), and an
+    output that is safe to write (`core.check_output`: not an input or a link to one, not a folder, writable)."""
     if crop not in ("auto", "none"): raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     for what, p in inputs.items():
+        if isinstance(p, (str, Path)) and Path(p).is_dir():
+            raise ValueError(f"{what} {str(p)!r} is a folder, expected a file")
         if isinstance(p, (str, Path)) and not Path(p).is_file():
             raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
-    return o
+    return check_output(out, {k: v for k, v in inputs.items() if isinstance(v, (str, Path))}, ".mp4")
 
 def load_portrait(image, size:int, crop:str):
     "(photo, face crop (S,S,3), crop box) of a path or an (H,W,3) uint8 RGB array."
@@ -203,7 +202,7 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
     from tqdm.auto import tqdm
     tm, bits = timer if timer is not None else _Timer(), payload_bits(label)
     with (
-        VideoWriter(out, FPS, audio=wav, sr=SR) as vw,
+        VideoWriter(out, FPS, audio=wav, sr=SR, n_frames=n_frames) as vw,
         tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress) as bar,
     ):
         for a in alphas:  # a driving video's chunks are read (and timed) by the iterator
@@ -233,6 +232,16 @@ def _generate_info(o:Path, T:int, wav:np.ndarray, th:TalkingHeadPipeline, seed:i
             "label": th.label, "run_hash": run_hash(th.label), "times": times,
             "controls": {k: user(k, v) if len(np.unique(v, axis=0)) == 1 else "sequence" for k, v in ctrl.items()}}
 
+# %% ../../nbs/43_infer.pipeline.ipynb #d594cff5
+def _speech_frames(wav:np.ndarray) -> int:
+    "Video frames for these samples, refusing audio that is not mono or shorter than one frame."
+    if wav.ndim != 1 or wav.size == 0:
+        raise ValueError(f"audio must be non-empty mono samples (N,), got shape {wav.shape}")
+    if len(wav) < SAMPLES_PER_FRAME:
+        raise ValueError(f"audio is {1000 * len(wav) / SR:.1f} ms long: one video frame at {FPS} fps needs at least "
+                         f"{1000 // FPS} ms")
+    return n_frames_of(wav)
+
 # %% ../../nbs/43_infer.pipeline.ipynb #40b3461b
 @torch.inference_mode()
 def generate(
@@ -257,9 +266,7 @@ def generate(
     photo, face, box = load_portrait(image, th.ae.cfg.size, crop)
     tm("audio")
     wav = load_speech(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
-    if wav.ndim != 1 or wav.size == 0:
-        raise ValueError(f"audio must be non-empty mono samples (N,), got shape {wav.shape}")
-    T = n_frames_of(wav)
+    T = _speech_frames(wav)
     ctrl = parse_controls(T, th.variant, pose, location, scale)
     feats = audio_features(th, wav, T)
     tm("encode portrait")
@@ -328,10 +335,8 @@ def reenact(
     preset:str="paper", # sizes of an official stage-1 file ('tiny': small test files)
     progress:bool=True, verbose:bool=True) -> dict:
     "Animate `source` with the motion of `driving` (absolute or relative α); returns {'path', 'frames', 'times', ...}."
-    tm = _Timer(); o = check_request(out, crop, dtype, image=source)
+    tm = _Timer(); o = check_request(out, crop, dtype, image=source, **{"driving video": driving})   # before any model
     dv = Path(driving)
-    if not dv.is_file():
-        raise FileNotFoundError(f"driving video {str(dv)!r} does not exist")  # cheap checks before loading models
     tm("load model")
     ae, label = _reenact_model(model, run, stage1, preset)
     relative = default(relative, getattr(ae.cfg, "drive", "absolute") == "difference")
