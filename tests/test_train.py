@@ -133,3 +133,17 @@ def test_papermill_stage1_oracle_experiment(tmp_path):
     assert all(np.isfinite(v["gain"]) for v in d["response"].values())
     assert np.isfinite(d["cross_reenactment"]["psnr"]) and d["cross_reenactment"]["n_pairs"] == 2
     assert (out/"figures"/"diagnostics.png").stat().st_size > 1000 and (out/"figures"/"cross_truth.png").exists()
+
+def test_a_resume_with_other_values_is_refused_and_extending_the_steps_is_recorded(tmp_path, data, cli):
+    "The run folder's config.json is the truth: a changed lr or motion_dim would mix two configs (or fail deep inside)."
+    p = params(tmp_path, data, steps=2)
+    assert cli("train", "stage1", tmp_path/"r", "--params", p, "--no-progress").returncode == 0
+    for change, line in (("lr=0.01", "  lr: the run has 0.002, this call 0.01"), ("motion_dim=10", "  motion_dim: the run has 20")):
+        r = cli("train", "stage1", tmp_path/"r", "--params", p, "--set", change, "--no-progress")
+        assert r.returncode == 1 and line in r.stderr and "start a new run folder" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    r = cli("train", "stage1", tmp_path/"r", "--params", p, "--set", "steps=3", "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(tmp_path/"r"/"ckpt"/"last.pt")["step"] == 3
+    rec = [json.loads(l) for l in (tmp_path/"r"/"config_changes.jsonl").read_text().splitlines()]
+    assert rec[-1]["changes"] == {"steps": [2, 3]} and json.loads((tmp_path/"r"/"config.json").read_text())["train"]["steps"] == 3

@@ -15,7 +15,7 @@ from ..core import Config, exists, default, atomic_save, atomic_write, load_chec
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer',
-           'read_eval']
+           'read_eval', 'check_resume']
 
 # %% ../../nbs/05_engine.trainer.ipynb #fa54d2a2
 @dataclass
@@ -366,3 +366,30 @@ def fit(self:Trainer) -> Path:
 # %% ../../nbs/05_engine.trainer.ipynb #48bccb91
 def _seed_worker(worker_id:int):
     s = torch.initial_seed() % 2**32; np.random.seed(s); random.seed(s)
+
+# %% ../../nbs/05_engine.trainer.ipynb #0d4c02dd
+def _flat(d:dict) -> dict:
+    "A stored config as one flat dict of JSON values, grouped ({'model': {...}, 'train': {...}}) or flat alike."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update(v)
+        else: out[k] = v
+    return json.loads(json.dumps(out))
+
+def check_resume(cfg:Config, out_dir, may_change=("steps",)) -> dict:
+    "{key: (run's, this call's)} of the allowed changes when `out_dir` holds a run to resume; else a ValueError."
+    out = Path(out_dir)
+    if not ((out/"ckpt"/"last.pt").exists() and (out/"config.json").exists()): return {}
+    old, new = _flat(json.loads((out/"config.json").read_text())), _flat(cfg.to_dict())
+    diff = {k: (old[k], new[k]) for k in new if k in old and old[k] != new[k]}
+    bad = {k: v for k, v in diff.items() if k not in may_change}
+    if bad:
+        lines = "\n".join(f"  {k}: the run has {a!r}, this call {b!r}" for k, (a, b) in sorted(bad.items()))
+        raise ValueError(
+            f"{str(out)!r} is a run trained with other values; resuming it would mix two configs:\n{lines}\n"
+            "resume with the run's values, or start a new run folder (another out_dir / --out)"
+        )
+    if diff:
+        with open(out/"config_changes.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "changes": diff}) + "\n")
+    return diff

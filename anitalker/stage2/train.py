@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from ..core import Config, GroupedConfig, exists, default, load_checkpoint
-from ..engine.trainer import TrainConfig, Trainer
+from ..engine.trainer import TrainConfig, Trainer, check_resume
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
 from ..data.datasets import split_speakers
 from .generator import MotionGenerator, PREDICTIONS, MotionNorm, Stage2Net, generator_of, load_stage2
@@ -164,6 +164,7 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
 # %% ../../nbs/35_stage2.train.ipynb #d8f67c68
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
+    if resume: check_resume(cfg, out_dir)           # the run folder's config.json is the truth (steps may grow)
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
     ds = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window,
                              speakers=train_spk, items_per_clip=cfg.data.items_per_clip, seed=cfg.train.seed)
