@@ -11,7 +11,7 @@ from typing import Callable
 from fastcore.basics import patch
 import numpy as np, torch, torch.nn as nn
 from torch.utils.data import DataLoader, Sampler
-from ..core import Config, exists, default, atomic_save, atomic_write, load_checkpoint
+from ..core import Config, exists, default, atomic_save, atomic_write, load_checkpoint, flat_of
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer',
@@ -370,11 +370,8 @@ def _seed_worker(worker_id:int):
 # %% ../../nbs/05_engine.trainer.ipynb #0d4c02dd
 def _flat(d:dict) -> dict:
     "A stored config as one flat dict of JSON values, grouped ({'model': {...}, 'train': {...}}) or flat alike."
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update(v)
-        else: out[k] = v
-    return json.loads(json.dumps(out))
+    f = flat_of(d); train = f.pop("train", {})            # flat_of keeps the run's keys apart; here they count too
+    return json.loads(json.dumps({**f, **train}))
 
 def check_resume(cfg:Config, out_dir, may_change=("steps",)) -> dict:
     "{key: (run's, this call's)} of the allowed changes when `out_dir` holds a run to resume; else a ValueError."

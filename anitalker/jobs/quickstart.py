@@ -52,11 +52,12 @@ def _quickstart_params(cfg:QuickstartConfig, out:Path):
         if (v is not None or k == "gen_steps") and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"quickstart {k} must be a positive integer, got {v!r}")
     run = {"config": "quickstart", "data_dir": str(cfg.data_dir), "seed": cfg.seed}
-    s1 = {**run, "steps": cfg.stage1_steps or Stage1TrainConfig.quickstart().train.steps, **cfg.stage1}
-    held = s1.get("held_out", Stage1TrainConfig.quickstart().data.held_out)
+    q1, q2 = Stage1TrainConfig.quickstart(), Stage2TrainConfig.quickstart()   # the presets: the steps and the split
+    s1 = {**run, "steps": cfg.stage1_steps or q1.train.steps, **cfg.stage1}
+    held = s1.get("held_out", q1.data.held_out)
     if not isinstance(held, int) or held < 2:
         raise ValueError(f"quickstart needs held_out >= 2 (one held-out identity, another's audio), got {held!r}")
-    s2 = {**run, "steps": cfg.stage2_steps or Stage2TrainConfig.quickstart().train.steps, "held_out": held,
+    s2 = {**run, "steps": cfg.stage2_steps or q2.train.steps, "held_out": held,
           "stage1_run": str(out/"stage1"), **cfg.stage2}
     gen = {
         "jobs": str(out / "inputs" / "jobs.csv"),
