@@ -4,17 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #04d02895
 from __future__ import annotations
-import os, io, re, glob, json, random, hashlib, tempfile, zipfile, pickle, dataclasses, datetime, contextlib, typing
+import os, io, re, glob, json, random, hashlib, shutil, tempfile, zipfile, pickle, dataclasses, datetime, contextlib
+import typing
 from pathlib import Path
 from fastcore.basics import patch
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config', 'GroupedConfig',
-           'flat_of', 'temp_beside', 'remove_stale_temps', 'umask_mode', 'atomic_open', 'atomic_write', 'atomic_save',
-           'OutputError', 'check_output', 'exit_on_signals', 'make_run_dir', 'CheckpointError', 'load_checkpoint',
-           'kit_checkpoint', 'env_info', 'load_manifest']
+__all__ = ['TEMP_NAME', 'FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config',
+           'GroupedConfig', 'flat_of', 'temp_beside', 'temp_dir_beside', 'remove_stale_temps',
+           'remove_stale_temps_under', 'umask_mode', 'atomic_open', 'atomic_write', 'atomic_save', 'OutputError',
+           'check_output', 'exit_on_signals', 'check_output_dir', 'check_input', 'process_pool', 'make_run_dir',
+           'CheckpointError', 'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -193,25 +195,46 @@ def temp_beside(path:Path, suffix:str=".tmp") -> tuple[int, str]:
     "mkstemp in `path`'s folder, named `.<name>.<pid>.<random><suffix>`: a later run can tell a dead run's leftovers."
     return tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
 
+def temp_dir_beside(path:Path) -> Path:
+    "A temp folder beside `path`, named like `temp_beside`'s files, with the umask's mode (not mkdtemp's 0700)."
+    t = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    umask_mode(t); return t
+
 def _alive(pid:int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True                   # someone else's live process
     return True
 
+def _remove(p:Path) -> Path:
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    else: p.unlink(missing_ok=True)
+    return p
+
 def remove_stale_temps(path) -> list[Path]:
-    "Remove the temp files that runs killed while writing `path` left beside it (their process is gone)."
-    path = Path(path); gone = []
+    "Remove the temp files (and folders) that runs killed while writing `path` left beside it (their process is gone)."
+    path = Path(path)
     pat = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^/]+$")
-    for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        if (m := pat.match(p.name)) and int(m[1]) != os.getpid() and not _alive(int(m[1])):
-            with contextlib.suppress(FileNotFoundError): p.unlink(); gone.append(p)
+    return [_remove(p) for p in path.parent.glob(f".{glob.escape(path.name)}.*")
+            if (m := pat.match(p.name)) and int(m[1]) != os.getpid() and not _alive(int(m[1]))]
+
+# %% ../nbs/00_core.ipynb #a1c0f005
+TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]{8}\.tmp(\.\w+)?$")   # what temp_beside / temp_dir_beside make
+
+def remove_stale_temps_under(root) -> list[Path]:
+    "Remove every dead run's temp file or folder anywhere under the folder `root` (one walk; live runs' are kept)."
+    gone = []
+    for d, dirs, files in os.walk(root):
+        for n in [*dirs, *files]:
+            if (m := TEMP_NAME.match(n)) and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+                gone.append(_remove(Path(d)/n))
+        dirs[:] = [n for n in dirs if not TEMP_NAME.match(n)]
     return gone
 
 def umask_mode(path):
-    "Give a finished file the mode `open()` would have (0o666 less the umask), not mkstemp's 0o600."
+    "Give a finished file (folder) the mode `open()` (`os.mkdir`) would: 0o666 (0o777) less the umask, not 0o600."
     m = os.umask(0); os.umask(m)
-    os.chmod(path, 0o666 & ~m)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~m)
 
 # %% ../nbs/00_core.ipynb #deef83b7
 @contextlib.contextmanager
@@ -251,6 +274,8 @@ def check_output(out, # the file to write
     o = Path(out)
     if suffix and o.suffix.lower() != suffix: raise OutputError(f"output {str(o)!r} must end in {suffix}")
     if o.is_dir(): raise OutputError(f"output {str(o)!r} is a folder, expected a file name")
+    if o.exists() and not o.is_file():
+        raise OutputError(f"output {str(o)!r} is not a regular file (a device, pipe or socket), expected a file name")
     for what, p in (inputs or {}).items():
         if isinstance(p, (str, Path)) and o.exists() and Path(p).exists() and os.path.samefile(o, p):
             raise OutputError(f"output {str(o)!r} is the {what} {str(p)!r} (the same file): writing it would destroy "
@@ -268,6 +293,70 @@ def exit_on_signals(signals=("SIGTERM", "SIGHUP")):
     def _exit(n, frame): raise SystemExit(128 + n)
     for s in signals:
         if hasattr(signal, s): signal.signal(getattr(signal, s), _exit)
+
+# %% ../nbs/00_core.ipynb #a1c0f002
+def _overlap(o:Path, what:str, p) -> str|None:
+    "How the output folder `o` overlaps the input `p` (is it, contains it, is inside it), or None."
+    if not isinstance(p, (str, Path)) or not Path(p).exists(): return None
+    r, q = o.resolve(), Path(p).resolve()
+    how = "is" if r == q else "contains" if r in q.parents else "is inside" if q in r.parents else None
+    return how and (f"output folder {str(o)!r} {how} the {what} {str(p)!r}: writing there could change or destroy the "
+                    "input; choose a folder apart from it")
+
+def check_output_dir(out, # the folder to write into (created later by the command)
+                     inputs:dict|None=None, # {what: path} of inputs it must not be, contain or be inside
+                     parents:bool=False, # True: missing parent folders will be created (like mkdir -p)
+                    ) -> Path:
+    "The output folder, checked before any work; dead runs' temp files anywhere under it are removed."
+    o = Path(out)
+    if o.exists() and not o.is_dir(): raise OutputError(f"output folder {str(o)!r} is a file, expected a folder")
+    if (msg := next(filter(None, (_overlap(o, w, p) for w, p in (inputs or {}).items())), None)): raise OutputError(msg)
+    base = o if o.is_dir() else o.parent
+    if not base.is_dir():
+        if not parents: raise OutputError(f"folder {str(base)!r} (to hold output {str(o)!r}) does not exist "
+                                          "(create it first)")
+        base = next(a for a in o.absolute().parents if a.exists())
+        if not base.is_dir(): raise OutputError(f"{str(base)!r} (in the output path {str(o)!r}) is a file, "
+                                                "expected a folder")
+    try: fd, t = temp_beside(base/"anitalker")
+    except OSError as e: raise OutputError(f"cannot write in {str(base)!r}: {e.strerror}") from None
+    os.close(fd); os.unlink(t)
+    if o.is_dir(): remove_stale_temps_under(o)
+    return o
+
+# %% ../nbs/00_core.ipynb #a1c0f003
+def check_input(path, what:str, # e.g. 'params file', 'source folder'
+                kind:str="file", # 'file' or 'folder'
+               ) -> Path:
+    "The input path if it is a readable `kind`; else an OSError that names it and says what was expected."
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} {str(p)!r} does not exist" + (" (a broken link)" if p.is_symlink() else ""))
+    if kind == "file" and p.is_dir(): raise IsADirectoryError(f"{what} {str(p)!r} is a folder, expected a file")
+    if kind == "folder" and not p.is_dir(): raise NotADirectoryError(f"{what} {str(p)!r} is a file, expected a folder")
+    if kind == "file" and not p.is_file():
+        raise OSError(f"{what} {str(p)!r} is not a regular file (a device, pipe or socket), expected a file")
+    try: os.scandir(p).close() if kind == "folder" else os.close(os.open(p, os.O_RDONLY))
+    except OSError as e: raise PermissionError(f"{what} {str(p)!r} cannot be read: {e.strerror}") from None
+    return p
+
+@contextlib.contextmanager
+def process_pool(workers:int, mp_context=None):
+    """A ProcessPoolExecutor whose workers stop at once when the caller is interrupted (an error, Ctrl-C, SIGTERM,
+    SIGHUP): each gets SIGTERM and cleans up its temp files; leaving normally waits for them as usual."""
+    from concurrent.futures import ProcessPoolExecutor
+    ex = ProcessPoolExecutor(workers, mp_context=mp_context, initializer=exit_on_signals)
+    try: yield ex
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception): p.terminate()
+        for p in procs:
+            p.join(10)
+            if p.is_alive(): p.kill()
+        raise
+    ex.shutdown()
 
 # %% ../nbs/00_core.ipynb #727c2a5e
 def make_run_dir(root="runs", # parent folder
