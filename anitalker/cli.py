@@ -10,7 +10,8 @@ os.environ.setdefault(
 )  # huge pages for big tensors: ~2x faster first touch on CPU (read once by torch)
 from pathlib import Path
 import anitalker
-from .core import env_info, exit_on_signals, CheckpointError
+from .core import env_info, exit_on_signals, CheckpointError, check_output_dir, check_output, check_input
+from .core import atomic_write
 from .jobs.runner import read_params, run_experiment
 from .jobs.quickstart import QuickstartConfig, run_quickstart
 
@@ -47,15 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help, add_arguments, _) in COMMANDS.items(): add_arguments(sub.add_parser(name, help=help))
     return p
 
+# %% ../nbs/90_cli.ipynb #a1c0f090
 def main(argv:list[str]|None=None) -> int:
     "Console entry point: `anitalker COMMAND ...`; errors in inputs exit with status 1 and one clear line."
     args = build_parser().parse_args(argv)
     if args.command is None: build_parser().print_help(); return 2
     from anitalker.data.media import MediaError
+    from concurrent.futures.process import BrokenProcessPool
     exit_on_signals()                                       # SIGTERM / SIGHUP clean up like Ctrl-C: no temp files left
     try: return COMMANDS[args.command][2](args)
-    except (OSError, ValueError, KeyError, CheckpointError, MediaError) as e:   # OSError: also the output side
+    except KeyboardInterrupt:                                           # Ctrl-C: 128 + SIGINT, temp files removed
+        print(f"anitalker {args.command}: interrupted", file=sys.stderr); return 130
+    except (OSError, ValueError, KeyError, CheckpointError, MediaError, BrokenProcessPool) as e:   # OSError: output too
         if isinstance(e, KeyError) and e.args: e = e.args[0]          # KeyError's str() adds quotes
+        if isinstance(e, BrokenProcessPool): e = "a worker process died (killed, or out of memory); run it again"
         print(f"anitalker {args.command}: error: {e}", file=sys.stderr); return 1
 
 # %% ../nbs/90_cli.ipynb #ab27ac09
@@ -77,6 +83,7 @@ def _synth_args(p):
 @command("synth", "write the built-in synthetic talking-face dataset", _synth_args)
 def _synth(args):
     from anitalker.data.synthetic import make_dataset
+    check_output_dir(args.out)                  # here its folder must exist (the API makes missing parents)
     m = make_dataset(
         args.out, args.ids, args.clips, args.seconds, args.size, args.seed, args.workers, features=args.features
     )
@@ -109,6 +116,8 @@ def _prep_args(p):
 @command("prep", "prepare a folder of real videos (detect, crop, filter, attributes)", _prep_args)
 def _prep(args):
     from anitalker.data.prep import prepare_dataset, PrepConfig
+    check_input(args.src, "source folder", "folder")
+    check_output_dir(args.out, {"source folder": args.src, "CSV file": args.csv})
     cfg = PrepConfig(size=args.size, min_res=args.min_res, blur_threshold=args.blur, max_yaw=args.max_yaw,
                      clips_per_id=args.clips_per_id, seed=args.seed)
     m = prepare_dataset(args.src, args.out, cfg, csv_path=args.csv, workers=args.workers)
@@ -146,6 +155,7 @@ def _train(args):
         from anitalker.stage2.train import Stage2TrainConfig as Cfg, train_stage2 as train
     else: from anitalker.stage1.train import Stage1TrainConfig as Cfg, train_stage1 as train
     cfg = Cfg.from_params(read_params(args.params, args.set))   # `config: NAME` picks the preset (default tiny)
+    check_output_dir(args.out, {"params file": args.params})
     if os.environ.get("RANK", "0") == "0": print(cfg.flat_text(), flush=True)   # the run's config, flat, once
     print(f"checkpoint: {train(cfg, args.out, progress=not args.no_progress)}")
     return 0
@@ -279,7 +289,7 @@ def _watermark_args(p):
 @command("watermark", "read the kit's invisible watermark", _watermark_args)
 def _watermark(args):
     from anitalker.infer.watermark import detect_watermark
-    if not Path(args.video).is_file(): raise FileNotFoundError(f"video {args.video!r} does not exist")
+    check_input(args.video, "video")
     r = detect_watermark(args.video, run=args.run)
     if args.json: print(json.dumps(r, indent=1))
     else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit "
@@ -294,6 +304,8 @@ def _bench_args(p):
     p.add_argument("--repeats", type=_positive_int, default=3)
     p.add_argument("--quick", action="store_true", help="tiny preset, one repeat (smoke run)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--json-out", default=None, metavar="FILE",
+                   help="also write the JSON report to FILE (atomically; its folder must exist)")
     p.add_argument(
         "--stage1",
         default=None,
@@ -319,11 +331,15 @@ def _bench_args(p):
              "mfcc_full_control)",
     )
 
+# %% ../nbs/90_cli.ipynb #a1c0f091
 @command("bench", "time and memory per module (paper preset, random weights)", _bench_args)
 def _bench(args):
     from anitalker.bench import run_bench, format_report
+    out = args.json_out and check_output(args.json_out, {"stage-1 checkpoint": args.stage1})   # before the timing
     rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
-    print(json.dumps(rep, indent=1) if args.json else format_report(rep)); return 0
+    print(json.dumps(rep, indent=1) if args.json else format_report(rep))
+    if out: atomic_write(out, json.dumps(rep, indent=1) + "\n")
+    return 0
 
 if __name__ == "__main__" and "__file__" in globals():
     sys.exit(main())  # `python -m anitalker.cli` (torchrun); not in a notebook

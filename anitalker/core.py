@@ -248,8 +248,10 @@ def atomic_open(path, mode:str="wb"): # 'wb' or 'w'
             f.flush(); os.fsync(f.fileno())
         umask_mode(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno and e.filename is None:      # e.g. a full disk: say which file
+            raise OSError(e.errno, f"cannot write {str(path)!r}: {e.strerror or e}") from None
         raise
 
 def atomic_write(path, data:str|bytes):
@@ -297,7 +299,7 @@ def exit_on_signals(signals=("SIGTERM", "SIGHUP")):
 # %% ../nbs/00_core.ipynb #a1c0f002
 def _overlap(o:Path, what:str, p) -> str|None:
     "How the output folder `o` overlaps the input `p` (is it, contains it, is inside it), or None."
-    if not isinstance(p, (str, Path)) or not Path(p).exists(): return None
+    if not isinstance(p, (str, Path)) or not str(p): return None    # one not made yet counts too (it will be)
     r, q = o.resolve(), Path(p).resolve()
     how = "is" if r == q else "contains" if r in q.parents else "is inside" if q in r.parents else None
     return how and (f"output folder {str(o)!r} {how} the {what} {str(p)!r}: writing there could change or destroy the "

@@ -8,7 +8,7 @@ import os, json, shutil, tempfile, random, contextlib
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
-from ..core import exists, default, atomic_write, FPS, SR
+from ..core import exists, default, atomic_write, temp_dir_beside, remove_stale_temps, FPS, SR
 from .media import write_video, write_wav, read_video, read_audio
 
 # %% auto #0
@@ -41,8 +41,8 @@ def write_clip(root, speaker:str, clip:str,
     bad = {k: np.shape(v) for k, v in attrs.items() if np.shape(v)[:1] != (T,)}
     if bad: raise ValueError(f"every attribute needs one value per frame ({T}); got shapes {bad}")
     final = clip_dir(root, speaker, clip); final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{clip}.*"): shutil.rmtree(stale, ignore_errors=True)   # left by a killed run
-    tmp = Path(tempfile.mkdtemp(prefix=f".{clip}.", dir=final.parent))
+    remove_stale_temps(final)                               # left by a killed run (a live run's are kept)
+    tmp = temp_dir_beside(final)                            # named by process; the umask's mode, as os.mkdir gives
     try:
         write_video(tmp/"video.mp4", frames, fps=FPS, crf=crf, pix_fmt="yuv444p")
         if exists(audio): write_wav(tmp/"audio.wav", audio, SR)
@@ -141,8 +141,9 @@ def extract_features(root, kind:str="mfcc", # 'mfcc' or 'hubert'
     "Write per-clip audio features aligned to the video frames; returns how many were written."
     from tqdm.auto import tqdm
     from anitalker.audio import features as F
-    from anitalker.core import atomic_open
+    from anitalker.core import atomic_open, check_input, check_output_dir
     if kind not in ("mfcc", "hubert"): raise ValueError(f"kind must be 'mfcc' or 'hubert', got {kind!r}")
+    check_output_dir(Path(check_input(root, "dataset folder", "folder"))/"features", parents=True)   # before any work
     model = F.load_hubert(hubert_dir) if kind == "hubert" else None
     n = 0
     for c in tqdm(list_clips(root), desc=f"{kind} features", unit="clip", disable=not progress):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/11_data.media.ipynb #c3492704
 from __future__ import annotations
-import os, re, subprocess, tempfile, contextlib, shutil
+import os, io, re, subprocess, tempfile, contextlib, shutil
 from pathlib import Path
 from fastcore.basics import patch
 import numpy as np
@@ -104,7 +104,8 @@ def write_wav(path, wav:np.ndarray, # (N,) float samples in [-1,1]
     "Write a mono 16-bit PCM wav atomically."
     wav = np.asarray(wav, np.float32)
     if wav.ndim != 1: raise ValueError(f"write_wav expects mono audio of shape (N,), got {wav.shape}")
-    with atomic_open(path, "wb") as f: sf.write(f, np.clip(wav, -1, 1), sr, subtype="PCM_16", format="WAV")
+    buf = io.BytesIO(); sf.write(buf, np.clip(wav, -1, 1), sr, subtype="PCM_16", format="WAV")
+    with atomic_open(path, "wb") as f: f.write(buf.getvalue())   # not through soundfile: a full disk is an OSError
     return Path(path)
 
 # %% ../../nbs/11_data.media.ipynb #660c8576

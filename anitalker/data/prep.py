@@ -7,11 +7,10 @@ from __future__ import annotations
 import os, re, csv, json, time, hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 from tqdm.auto import tqdm
-from ..core import Config, exists, default, atomic_write
+from ..core import Config, exists, default, atomic_write, check_input, check_output_dir, process_pool
 from .media import probe, iter_video, read_audio, MediaError
 from ..core import FPS, SR
 from .datasets import write_clip, write_dropped, write_manifest, scan_clips, clip_dir
@@ -43,10 +42,10 @@ def _safe(s:str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("._") 
 def discover_videos(src, csv_path=None) -> list[dict]:
     "Videos under `src` as {'path', 'speaker', 'clip'}: speakers from a CSV (path,speaker) or the first folder level."
     src = Path(src)
-    if not src.is_dir(): raise FileNotFoundError(f"source folder {str(src)!r} does not exist")
+    check_input(src, "source folder", "folder")
     items = []
     if exists(csv_path):
-        with open(csv_path, newline="") as f: rows = list(csv.DictReader(f))
+        with open(check_input(csv_path, "CSV file"), newline="") as f: rows = list(csv.DictReader(f))
         if not rows or not {"path", "speaker"} <= set(rows[0]):
             raise ValueError(
                 f"{str(csv_path)!r} needs a header with columns 'path' and 'speaker', got "
@@ -214,6 +213,8 @@ def prepare_dataset(src, out, cfg:PrepConfig|None=None, csv_path=None,
                     progress:bool=True) -> dict:
     "Prepare every video under `src` into `out` (resumable); returns the manifest."
     cfg = cfg or PrepConfig(); out = Path(out); t0 = time.perf_counter()
+    check_input(src, "source folder", "folder")
+    check_output_dir(out, {"source folder": src, "CSV file": csv_path}, parents=True)   # before any work
     items = discover_videos(src, csv_path)
     todo = [i for i in items if not _marker(out, i).exists()]
     workers = max(1, min(default(workers, os.cpu_count() or 1), len(todo) or 1))
@@ -222,7 +223,7 @@ def prepare_dataset(src, out, cfg:PrepConfig|None=None, csv_path=None,
         for it in todo: _work((it, out, cfg.to_dict())); bar.update()
     else:
         # spawn: MediaPipe threads do not survive fork
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        with process_pool(workers, mp.get_context("spawn")) as ex:
             for _ in ex.map(_work, [(it, out, cfg.to_dict()) for it in todo]): bar.update()
     bar.close()
     quota = select_per_speaker(out, cfg)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import math, os, time, json
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
 import numpy as np, cv2
 from tqdm.auto import tqdm
-from ..core import exists, default
+from ..core import exists, default, check_output_dir, process_pool
 from ..core import FPS, SR
 from .datasets import write_clip, clip_done, write_manifest
 
@@ -351,6 +350,7 @@ def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, s
         raise ValueError(f"n_ids and clips_per_id must be >= 1, got {n_ids}, {clips_per_id}")
     if size not in (64, 128, 256): raise ValueError(f"size must be 64, 128 or 256, got {size}")
     if features not in FEATURES: raise ValueError(f"features must be one of {list(FEATURES)}, got {features!r}")
+    check_output_dir(out_dir, parents=True)                # not a file, takes files; dead runs' temps are removed
     settings = {"source": "synthetic", "n_ids": n_ids, "clips_per_id": clips_per_id, "seconds": seconds, "size": size,
                 "seed": seed, "features": features}
     old = Path(out_dir)/"manifest.json"
@@ -369,7 +369,7 @@ def make_dataset(out_dir, n_ids:int=50, clips_per_id:int=3, seconds:float=5.0, s
     if workers <= 1:
         for j in jobs: made += _make_one(j); bar.update()
     else:
-        with ProcessPoolExecutor(workers) as ex:
+        with process_pool(workers) as ex:          # stops its workers at once on an error or a signal
             for r in ex.map(_make_one, jobs, chunksize=2): made += r; bar.update()
     bar.close()
     man = write_manifest(out_dir, settings)

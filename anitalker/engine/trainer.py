@@ -11,7 +11,8 @@ from typing import Callable
 from fastcore.basics import patch
 import numpy as np, torch, torch.nn as nn
 from torch.utils.data import DataLoader, Sampler
-from ..core import Config, exists, default, atomic_save, atomic_write, load_checkpoint, flat_of
+from ..core import Config, exists, default, atomic_save, atomic_write, atomic_open, load_checkpoint
+from ..core import flat_of
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_factor', 'ResumableSampler', 'EMA', 'rng_state', 'set_rng_state', 'read_log', 'plot_log', 'Trainer',
@@ -131,7 +132,7 @@ def _truncate_log(path:Path, step:int):
     with open(path, newline="") as f: rows = list(csv.reader(f))
     if not rows: return
     keep = [rows[0]] + [r for r in rows[1:] if r and float(r[0]) <= step]
-    with open(path, "w", newline="") as f: csv.writer(f).writerows(keep)
+    buf = io.StringIO(); csv.writer(buf).writerows(keep); atomic_write(path, buf.getvalue())   # never half a log
 
 def plot_log(path, keys=None, ax=None, smooth:int=1):
     "Loss curves from a metrics.csv (one line per key, moving average over `smooth` rows)."
@@ -292,7 +293,7 @@ def _sample(self:Trainer):
     img = np.asarray(self.sample_fn(self))
     if img.dtype != np.uint8: img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     path = self.out/"samples"/f"step_{self.step:06d}.png"; path.parent.mkdir(parents=True, exist_ok=True)
-    PIL.Image.fromarray(img).save(path)
+    with atomic_open(path) as f: PIL.Image.fromarray(img).save(f, format="PNG")
     if exists(self.tb): self.tb.add_image("samples", img, self.step, dataformats="HWC")
     return path
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, cv2
 from ..data.faces import detect_faces, clip_crop_box, crop_and_resize, CropBox
+from ..core import check_input
 
 # %% auto #0
 __all__ = ['MIN_IMAGE_SIDE', 'ImageError', 'load_image', 'NoFaceError', 'centre_square', 'face_crop_box', 'portrait_crop',
@@ -23,7 +24,7 @@ def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP,
     "A still image as 8-bit RGB: grayscale, palette, RGBA/LA (on white), CMYK and 16-bit images are converted."
     from PIL import Image, UnidentifiedImageError
     p = Path(path)
-    if not p.is_file(): raise ImageError(f"image {str(p)!r} does not exist")
+    check_input(p, "image")                                       # missing, a folder, unreadable: named
     try:
         with Image.open(p) as im:
             im.load(); mode = im.mode

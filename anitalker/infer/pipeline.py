@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 import numpy as np, torch
-from ..core import default, check_output, FPS, SR
+from ..core import default, check_output, check_input, FPS, SR
 from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video, count_frames
 from ..data.datasets import to_tensor
 from ..audio.features import mfcc_for_video
@@ -64,7 +64,7 @@ SAMPLES_PER_FRAME = SR // FPS   # 640
 def load_speech(path) -> np.ndarray: # (N,) float32 at 16 kHz
     "Mono 16-kHz samples of any audio (or video) file; a clear error for missing, undecodable or empty audio."
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"audio {str(p)!r} does not exist")
+    check_input(p, "audio")
     try: wav = read_audio(p, SR)
     except MediaError as e:
         wav = None
@@ -107,7 +107,7 @@ def parse_controls(n_frames:int, # T
     if pose is not None:
         src = pose
         if isinstance(pose, (str, Path)):
-            if not Path(pose).is_file(): raise FileNotFoundError(f"pose file {str(pose)!r} does not exist")
+            check_input(pose, "pose file")
             try: src = np.load(pose, allow_pickle=False)
             except Exception as e: raise ValueError(f"pose file {str(pose)!r} is not a .npy array: {e}") from None
         a = np.asarray(src, dtype=np.float64)
@@ -170,17 +170,27 @@ def format_times(times:dict) -> str:
     tot = sum(times.values()); w = max(map(len, times)) if times else 5
     return "\n".join([f"{k:<{w}s} {v:8.2f} s" for k, v in times.items()] + [f"{'total':<{w}s} {tot:8.2f} s"])
 
+# %% ../../nbs/43_infer.pipeline.ipynb #a1c0f043
 def check_request(out, crop:str="auto", dtype:str="float32", **inputs) -> Path:
     """The checks every command makes before loading a model: options, input files (present and files), and an
     output that is safe to write (`core.check_output`: not an input or a link to one, not a folder, writable)."""
     if crop not in ("auto", "none"): raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    for what, p in inputs.items():
-        if isinstance(p, (str, Path)) and Path(p).is_dir():
-            raise ValueError(f"{what} {str(p)!r} is a folder, expected a file")
-        if isinstance(p, (str, Path)) and not Path(p).is_file():
-            raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
-    return check_output(out, {k: v for k, v in inputs.items() if isinstance(v, (str, Path))}, ".mp4")
+    paths = {k: check_input(v, k) for k, v in inputs.items() if isinstance(v, (str, Path))}   # present, files, readable
+    o = check_output(out, paths, ".mp4")
+    for what, p in paths.items():                         # the right kind (a cheap look, no decoding)
+        if what == "image": _check_image(p)
+        elif what == "audio" and not probe(p)["has_audio"]:
+            raise MediaError(f"audio {str(p)!r} has no audio stream (a video without sound?)")
+        elif what.startswith("driving") and not probe(p)["has_video"]:
+            raise MediaError(f"driving video {str(p)!r} has no video stream (expected a video)")
+    return o
+
+def _check_image(p:Path):
+    from PIL import Image
+    try: Image.open(p).close()
+    except Exception as e:
+        raise ImageError(f"image {str(p)!r} is not an image ({type(e).__name__}); expected a PNG/JPEG/... still image")
 
 def load_portrait(image, size:int, crop:str):
     "(photo, face crop (S,S,3), crop box) of a path or an (H,W,3) uint8 RGB array."

@@ -8,7 +8,7 @@ import json, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from tqdm.auto import tqdm
-from ..core import Config, make_run_dir, atomic_write
+from ..core import Config, make_run_dir, atomic_write, atomic_open, check_output_dir
 from .runner import read_params, run_experiment, EXPERIMENTS_DIR
 from ..reports.quickstart import quickstart_report
 
@@ -109,10 +109,11 @@ def _quickstart_inputs(cfg, out, held):
     _, test = split_speakers(cfg.data_dir, held)
     a, b = list_clips(cfg.data_dir, [test[0]])[0], list_clips(cfg.data_dir, [test[-1]])[0]
     d = out/"inputs"; d.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(a.frames()[0]).save(d/"portrait.png"); shutil.copyfile(b.path/"audio.wav", d/"audio.wav")
-    with open(d/"jobs.csv", "w", newline="") as f:
-        w = csv.writer(f); w.writerow(["name", "image", "audio", "seed"])
-        for s in (cfg.seed, cfg.seed + 1): w.writerow([f"seed{s}", "portrait.png", "audio.wav", s])
+    with atomic_open(d/"portrait.png") as f: Image.fromarray(a.frames()[0]).save(f, format="PNG")
+    atomic_write(d/"audio.wav", (b.path/"audio.wav").read_bytes())
+    rows = [["name", "image", "audio", "seed"]] + [[f"seed{s}", "portrait.png", "audio.wav", s]
+                                                   for s in (cfg.seed, cfg.seed + 1)]
+    atomic_write(d/"jobs.csv", "".join(",".join(map(str, r)) + "\r\n" for r in rows))   # what csv.writer writes
     return {
         "portrait_speaker": a.speaker,
         "portrait_clip": str(a.path),
@@ -143,6 +144,7 @@ def run_quickstart(
     import shutil
     cfg = cfg or QuickstartConfig(); out = Path(out).absolute()
     phases, held = _quickstart_params(cfg, out)                    # bad values fail here, before anything is written
+    check_output_dir(out, {"data folder": cfg.data_dir}, parents=True)   # and a folder that is not, nor holds, the data
     run = make_run_dir(out.parent, out.name, cfg=cfg); t_all = time.time()
     say = (lambda s: tqdm.write(f"[quickstart] {s}", file=sys.stderr)) if progress else (lambda s: None)
     timing, rerun, inputs = {}, False, None

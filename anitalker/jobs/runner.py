@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import anitalker
-from ..core import make_run_dir, env_info
+from ..core import make_run_dir, env_info, check_input, check_output_dir
 
 # %% auto #0
 __all__ = ['EXPERIMENTS_DIR', 'read_params', 'route_parameters', 'run_experiment']
@@ -20,13 +20,16 @@ def read_params(path=None, # YAML file of flat parameters, or None
     import yaml
     d = {}
     if path:
-        if not Path(path).is_file(): raise FileNotFoundError(f"params file {str(path)!r} does not exist")
-        d = yaml.safe_load(Path(path).read_text()) or {}
+        try: d = yaml.safe_load(check_input(path, "params file").read_text()) or {}
+        except (UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ValueError(f"params file {str(path)!r} is not YAML text: {str(e).splitlines()[0]}") from None
         if not isinstance(d, dict):
             raise ValueError(f"params file {str(path)!r} must hold a mapping of parameters, got {type(d).__name__}")
     for kv in sets:
         if "=" not in kv: raise ValueError(f"--set expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1); d[k.strip()] = yaml.safe_load(v)
+        k, v = kv.split("=", 1)
+        try: d[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError as e: raise ValueError(f"--set {kv!r}: the value is not YAML ({e.problem})") from None
     return d
 
 # %% ../../nbs/71_jobs.runner.ipynb #52cbed8a
@@ -65,7 +68,9 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
     P = route_parameters(nb, P)
     h = hashlib.sha256(json.dumps(P, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_id = run_id or f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}-{name}-{h}"
-    out = Path(runs)/run_id; out.mkdir(parents=True, exist_ok=True)
+    if "/" in run_id or run_id in (".", ".."): raise ValueError(f"run id {run_id!r} is not a plain folder name")
+    out = check_output_dir(Path(runs)/run_id, {"params file": params}, parents=True)   # before any work
+    out.mkdir(parents=True, exist_ok=True)
     P["out_dir"] = str(out)
     pm.execute_notebook(
         str(nb),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch
-from ..core import exists
+from ..core import exists, atomic_open, atomic_write
 from ..data.datasets import list_clips, latent_path, feature_path
 
 # %% auto #0
@@ -119,8 +119,9 @@ def oracle_latents(data_dir, out_dir, motion_dim:int=20, seed:int=0,
         wa = (np.load(latent_path(w_a_from, c.speaker, c.meta["clip"]))["w_a"] if w_a_from
               else np.zeros((len(f), wd), np.float32))
         p = latent_path(out, c.speaker, c.meta["clip"]); p.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(p, alpha=(f @ P).astype(np.float32), w_a=wa.astype(np.float32)); wd = wa.shape[1]
-    (out / "latents.json").write_text(json.dumps(
+        with atomic_open(p) as fh: np.savez(fh, alpha=(f @ P).astype(np.float32), w_a=wa.astype(np.float32))
+        wd = wa.shape[1]
+    atomic_write(out / "latents.json", json.dumps(
         {"data_dir": str(data_dir), "n_clips": len(clips), "motion_dim": motion_dim, "style_dim": int(wd),
          "oracle": {"factors": list(ORACLE_FACTORS), "seed": seed, "w_a_from": str(w_a_from) if w_a_from else None}},
         indent=1))

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 import numpy as np
 import anitalker
-from ..core import env_info, atomic_write
+from ..core import env_info, atomic_write, atomic_open
 
 # %% auto #0
 __all__ = ['METRICS_SCHEMA', 'TEMPLATES', 'check_metrics', 'render_template', 'quickstart_report']
@@ -110,7 +110,7 @@ def _frames_figure(path:Path, portrait:np.ndarray, real:np.ndarray, gen:dict, vi
         ax[r, 0].text(-0.1, 0.5, title.replace(" of the ", "\nof the "), transform=ax[r, 0].transAxes, ha="right",
                       va="center", fontsize=7)
     fig.subplots_adjust(left=0.16, right=0.99, top=0.9, bottom=0.02, wspace=0.05, hspace=0.25)
-    fig.savefig(path, dpi=90)
+    with atomic_open(path) as f: fig.savefig(f, dpi=90, format="png")
     plt.close(fig)
 
 def _losses_figure(path:Path, run:Path):
@@ -124,7 +124,9 @@ def _losses_figure(path:Path, run:Path):
         plot_log(log, [k for k in keys if k in read_log(log)], ax=a, smooth=3)
         a.set_title(f"stage {stage[-1]} losses"); a.legend(fontsize=7); a.set_xlabel("step")
     ax[1].set_yscale("log")
-    plt.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+    plt.tight_layout()
+    with atomic_open(path) as f: fig.savefig(f, dpi=80, format="png")
+    plt.close(fig)
 
 # %% ../../nbs/73_reports.quickstart.ipynb #ec2238d5
 def _f3(x) -> str: return "—" if x is None else f"{x:.3f}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch.func import functional_call
 from ..core import Config, GroupedConfig, exists, default, atomic_write, load_checkpoint
+from ..core import check_output_dir
 from ..engine.trainer import TrainConfig, Trainer, check_resume
 from ..data.datasets import Stage1PairDataset, list_clips, latent_path, to_tensor, split_speakers
 from .model import MotionAutoencoder, Stage1Config, PRESETS, model_config_of, load_stage1
@@ -185,6 +186,7 @@ def build_stage1_trainer(cfg:Stage1TrainConfig, out_dir, progress:bool=True, res
                          eval_fn=None, # (MotionAutoencoder) -> dict every `train.eval_every` steps (metrics.stage1)
                         ) -> Trainer:
     "The configured Trainer (data, models, optimisers, step, samples), ready for `.fit()`."
+    check_output_dir(out_dir, {"data folder": cfg.data.data_dir}, parents=True)   # writable, apart from the data
     if resume: check_resume(cfg, out_dir)           # the run folder's config.json is the truth (steps may grow)
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
     size = cfg.model_config().size

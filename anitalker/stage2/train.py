@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from ..core import Config, GroupedConfig, exists, default, load_checkpoint
+from ..core import Config, GroupedConfig, exists, default, load_checkpoint, check_output_dir
 from ..engine.trainer import TrainConfig, Trainer, check_resume
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
 from ..data.datasets import split_speakers
@@ -164,6 +164,8 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
 # %% ../../nbs/35_stage2.train.ipynb #d8f67c68
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
+    check_output_dir(out_dir, {"data folder": cfg.data.data_dir, "stage-1 latents folder": cfg.data.latents},
+                     parents=True)                  # a writable folder apart from its inputs
     if resume: check_resume(cfg, out_dir)           # the run folder's config.json is the truth (steps may grow)
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
     ds = Stage2WindowDataset(cfg.data.data_dir, cfg.data.latents, kind=cfg.audio_kind, window=cfg.data.window,
