@@ -93,17 +93,17 @@ BAD = [  # (case, argv with {w}, what the one line must say); every one: exit 1 
      "is the stage-1 checkpoint"),
     ("bench --json-out is /dev/null", ["bench", "--quick", "--json-out", "/dev/null"], "not a regular file"),
     ("generate --image is a text file", ["generate", "--image", "{w}/file.txt", "--audio", "{w}/data/clips/syn0000/c00/"
-     "audio.wav", "--run", "{w}/data", "--out", "{w}/o.mp4"], "is not an image"),
+     "audio.wav", "--run", "{w}/data", "--out", "{w}/o.mp4"], "cannot be read (UnidentifiedImageError)"),
     ("generate --image is a folder", ["generate", "--image", "{w}/src", "--audio", "{w}/file.txt", "--run", "{w}/data",
      "--out", "{w}/o.mp4"], "is a folder, expected a file"),
     ("generate --audio is a folder", ["generate", "--image", "{w}/still.png", "--audio", "{w}/src", "--run", "{w}/data",
      "--out", "{w}/o.mp4"], "audio '{w}/src' is a folder, expected a file"),
     ("generate --audio is /dev/zero", ["generate", "--image", "{w}/src/spk/v.mp4", "--audio", "/dev/zero", "--run",
      "{w}/data", "--out", "{w}/o.mp4"], "not a regular file"),
-    ("reenact --driving is a text file", ["reenact", "--source", "{w}/still.png", "--driving", "{w}/file.txt",
-     "--run", "{w}/data", "--out", "{w}/o.mp4"], "is not a readable video/audio file"),
+    ("reenact --driving is a folder", ["reenact", "--source", "{w}/still.png", "--driving", "{w}/src",
+     "--run", "{w}/data", "--out", "{w}/o.mp4"], "driving video '{w}/src' is a folder, expected a file"),
     ("reenact --source is a video", ["reenact", "--source", "{w}/src/spk/v.mp4", "--driving", "{w}/src/spk/v.mp4",
-     "--run", "{w}/data", "--out", "{w}/o.mp4"], "is not an image"),
+     "--run", "{w}/data", "--out", "{w}/o.mp4"], "cannot be read (UnidentifiedImageError)"),
     ("watermark detect a folder", ["watermark", "detect", "{w}/src"], "video '{w}/src' is a folder, expected a file"),
 ]
 

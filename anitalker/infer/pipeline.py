@@ -179,10 +179,12 @@ def check_request(out, crop:str="auto", dtype:str="float32", **inputs) -> Path:
     paths = {k: check_input(v, k) for k, v in inputs.items() if isinstance(v, (str, Path))}   # present, files, readable
     o = check_output(out, paths, ".mp4")
     for what, p in paths.items():                         # the right kind (a cheap look, no decoding)
-        if what == "image": _check_image(p)
-        elif what == "audio" and not probe(p)["has_audio"]:
+        if what == "image": _check_image(p); continue
+        try: info = probe(p)
+        except MediaError: continue                       # not media at all: the reader says why, in its words
+        if what == "audio" and not info["has_audio"]:
             raise MediaError(f"audio {str(p)!r} has no audio stream (a video without sound?)")
-        elif what.startswith("driving") and not probe(p)["has_video"]:
+        if what.startswith("driving") and not info["has_video"]:
             raise MediaError(f"driving video {str(p)!r} has no video stream (expected a video)")
     return o
 
@@ -190,7 +192,7 @@ def _check_image(p:Path):
     from PIL import Image
     try: Image.open(p).close()
     except Exception as e:
-        raise ImageError(f"image {str(p)!r} is not an image ({type(e).__name__}); expected a PNG/JPEG/... still image")
+        raise ImageError(f"image {str(p)!r} cannot be read ({type(e).__name__}); expected a PNG/JPEG/... still image")
 
 def load_portrait(image, size:int, crop:str):
     "(photo, face crop (S,S,3), crop box) of a path or an (H,W,3) uint8 RGB array."
