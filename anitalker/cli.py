@@ -292,10 +292,12 @@ def _watermark(args):
     check_input(args.video, "video")
     r = detect_watermark(args.video, run=args.run)
     if args.json: print(json.dumps(r, indent=1))
-    else: print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else "no AniTalker kit "
-                                                                                               "watermark found")
-                + f" ({r['frames']} frames, per-frame agreement {r['agreement']:.2f})"
-                + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
+    else:
+        c = r["crop"] if r["found"] else None
+        crop = c and f", read as a crop at ({c['x']},{c['y']}) of a {c['orig_w']}x{c['orig_h']} original"
+        print((f"AniTalker kit watermark found: run hash {r['run_hash']}" if r["found"] else
+               "no AniTalker kit watermark found") + f" ({r['frames']} frames, confidence {r['confidence']:.2f}"
+              + f"{crop or ''})" + (f", bit accuracy vs {args.run!r}: {r['bit_accuracy']:.3f}" if args.run else ""))
     return 0 if r["found"] else 3
 
 # %% ../nbs/90_cli.ipynb #e4fc15a4
