@@ -212,3 +212,25 @@ def test_a_finished_video_has_the_umask_mode_and_stale_temps_of_killed_runs_go(f
 def test_the_exit_codes_are_documented():
     r = cli("--help")
     assert "exit status: 0 done, 1 bad input" in r.stdout and "3 no watermark found" in r.stdout
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_generate_stopped_by_a_signal_leaves_nothing_and_the_next_run_writes(files, tmp_path, sig):
+    "A signal while the video is being written: exit 128+n (130: Ctrl-C), no temp file or output left; a rerun works."
+    import signal, time
+    wav, sr = sf.read(SPEECH, dtype="float32"); sf.write(tmp_path/"long.wav", np.tile(wav, 12), sr)   # ~18 s of speech
+    out = tmp_path/"talk.mp4"
+    argv = lambda batch: list(map(str, [
+        sys.executable, "-m", "anitalker.cli", "generate", "--image", files/"astro.png", "--audio", tmp_path/"long.wav",
+        "--stage1", files/"stage1.ckpt", "--stage2", files/"stage2_mfcc_full_control.ckpt", "--variant",
+        "mfcc_full_control", "--preset", "tiny", "--steps", 2, "--batch", batch, "--crop", "none", "--out", out]))
+    p = subprocess.Popen(argv(1), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not list(tmp_path.glob(".talk.mp4.*")):                      # the writer's temp file: rendering has begun
+        assert p.poll() is None, "ended before writing: " + p.stderr.read()[-2000:]
+        assert time.time() - t0 < 120, "no temp file after 120 s"; time.sleep(0.02)
+    p.send_signal(getattr(signal, sig))
+    rc = p.wait(timeout=60); err = p.stderr.read()
+    assert rc == 128 + getattr(signal, sig) and "Traceback" not in err, (rc, err[-2000:])
+    assert no_leftovers(out) and not list(tmp_path.glob(".*")), list(tmp_path.iterdir())
+    r = subprocess.run(argv(8), env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and out.exists() and not list(tmp_path.glob(".*")), r.stderr[-2000:]
