@@ -145,7 +145,22 @@ class VideoWriter:
 # %% ../../nbs/11_data.media.ipynb #55f71662
 @patch
 def close(self:VideoWriter, ok:bool=True):
+    "Finish the file: checked and moved into place (ok), or removed; a signal or error on the way removes it too."
+    try: self._finish(ok)
+    except BaseException:
+        self._discard(); raise
+
+@patch
+def _discard(self:VideoWriter):
+    "Remove the temp video and its wav, wherever the writer stopped (even before ffmpeg started)."
+    for f in (getattr(self, "tmp", None), getattr(self, "wav_tmp", None)):
+        if f is not None:
+            with contextlib.suppress(FileNotFoundError): os.unlink(f)
+
+@patch
+def _finish(self:VideoWriter, ok:bool):
     if self.proc is None:
+        self._discard()
         if ok: raise MediaError(f"no frames were written to {str(self.path)!r}")
         return
     self.proc.stdin.close(); err = self.proc.stderr.read().decode(errors="replace"); self.proc.wait()

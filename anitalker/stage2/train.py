@@ -162,9 +162,15 @@ def _motion_plot(net:Stage2Net, item:dict, variant:str, steps:int=50) -> np.ndar
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 # %% ../../nbs/35_stage2.train.ipynb #d8f67c68
+def _is_oracle(lat:Path) -> bool:
+    try: return "oracle" in json.loads((lat/"latents.json").read_text())
+    except (OSError, ValueError): return False
+
 def build_stage2_trainer(cfg:Stage2TrainConfig, out_dir, progress:bool=True, resume:bool=True) -> Trainer:
     "The configured Trainer (windows, Stage2Net with a fitted MotionNorm, Adam, EMA, sample plot), ready for `.fit()`."
-    check_output_dir(out_dir, {"data folder": cfg.data.data_dir, "stage-1 latents folder": cfg.data.latents},
+    lat = cfg.data.latents                          # oracle latents written into this run folder are its own
+    own = bool(lat) and Path(out_dir).resolve() in Path(lat).resolve().parents and _is_oracle(Path(lat))
+    check_output_dir(out_dir, {"data folder": cfg.data.data_dir, **({} if own else {"stage-1 latents folder": lat})},
                      parents=True)                  # a writable folder apart from its inputs
     if resume: check_resume(cfg, out_dir)           # the run folder's config.json is the truth (steps may grow)
     train_spk, test_spk = split_speakers(cfg.data.data_dir, cfg.data.held_out)
