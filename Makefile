@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # the venv is (re)synced when any of these change
 STAMP := $(VENV)/.installed
-APT_PKGS := alsa-utils espeak-ng sox
+APT_PKGS := alsa-utils espeak-ng sox chromium
 NODEPS := $(shell sed -n 's/^nodeps_requirements *= *//p' settings.ini)
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONHASHSEED := 0
@@ -19,7 +19,8 @@ help:
 	@echo "make test        set up, check notebooks are clean/exported, run nbdev_test and pytest"
 	@echo "make docs        HTML pages from the notebooks into _docs/ (offline: local MathJax)"
 
-# Debian packages: real speech wavs (alsa-utils), TTS (espeak-ng, sox). Skipped when already present.
+# Debian packages: real speech wavs (alsa-utils), TTS (espeak-ng, sox), a browser for the widget tests (chromium,
+# driven by Playwright by its path: `playwright install` is never run). Skipped when already present.
 apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -82,3 +82,11 @@ def test_readme_has_what_a_new_user_needs():
     for heading in ("Model card", "Ethics", "Two commands"):
         assert re.search(rf"^#+ {heading}\b", readme, re.M), f"no '{heading}' heading"
     assert readme.index("make quickstart") < readme.index("## What exists today")
+
+def test_saved_notebooks_carry_no_widget_state():
+    "Widget state (notebook metadata or widget-view outputs) is not saved: a page shows the widget's pictures or nothing."
+    import json
+    bad = [nb.name for nb in sorted((ROOT/"nbs").rglob("*.ipynb"))
+           if "widgets" in (d := json.loads(nb.read_text())).get("metadata", {})
+           or any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for c in d["cells"] for o in c.get("outputs", []))]
+    assert not bad, f"notebooks saved with widget state: {bad}"

