@@ -14,9 +14,9 @@ import numpy as np, torch, yaml
 # %% auto #0
 __all__ = ['TEMP_NAME', 'FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config',
            'GroupedConfig', 'flat_of', 'temp_beside', 'temp_dir_beside', 'remove_stale_temps',
-           'remove_stale_temps_under', 'umask_mode', 'atomic_open', 'atomic_write', 'atomic_save', 'OutputError',
-           'check_output', 'exit_on_signals', 'check_output_dir', 'check_input', 'process_pool', 'make_run_dir',
-           'CheckpointError', 'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
+           'remove_stale_temps_under', 'umask_mode', 'signals_deferred', 'atomic_open', 'atomic_write', 'atomic_save',
+           'OutputError', 'check_output', 'exit_on_signals', 'check_output_dir', 'check_input', 'process_pool',
+           'make_run_dir', 'CheckpointError', 'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -236,6 +236,23 @@ def umask_mode(path):
     m = os.umask(0); os.umask(m)
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~m)
 
+# %% ../nbs/00_core.ipynb #5d3f0a11
+_DEFERRED = ("SIGINT", "SIGTERM", "SIGHUP")
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them: a file being written (`torch.save`'s zip
+    writer turns an exception inside it into a RuntimeError) ends whole, and the run then stops as it would have."""
+    import signal, threading
+    if threading.current_thread() is not threading.main_thread(): yield; return   # handlers live in the main thread
+    got, old = [], {}
+    for s in _DEFERRED:
+        if hasattr(signal, s): n = getattr(signal, s); old[n] = signal.signal(n, lambda k, f: got.append(k))
+    try: yield
+    finally:
+        for n, h in old.items(): signal.signal(n, h)
+        for n in dict.fromkeys(got): signal.raise_signal(n)       # each held signal once, to its own handler
+
 # %% ../nbs/00_core.ipynb #deef83b7
 @contextlib.contextmanager
 def atomic_open(path, mode:str="wb"): # 'wb' or 'w'
@@ -243,7 +260,7 @@ def atomic_open(path, mode:str="wb"): # 'wb' or 'w'
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, mode) as f:
+        with signals_deferred(), os.fdopen(fd, mode) as f:   # a signal waits for the whole file, then stops the run
             yield f
             f.flush(); os.fsync(f.fileno())
         umask_mode(tmp)
