@@ -76,7 +76,7 @@ def test_motion_explorer_in_a_real_browser(demo):
         Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(d/"grey.png")
         with page.expect_file_chooser() as fc: page.get_by_text("portrait…").click()
         fc.value.set_files(str(d/"grey.png"))                               # an upload with no face in it
-        page.wait_for_function("document.body.innerText.includes('no face found')", timeout=60_000)
+        page.wait_for_function("document.body.innerText.includes(\"'grey.png': no face found\")", timeout=60_000)
         assert "Traceback" not in page.inner_text("body")
         if SHOTS: page.screenshot(path=str(Path(SHOTS)/"motion_explorer_error.png"), full_page=True)
         browser.close()
