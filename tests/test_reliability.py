@@ -4,6 +4,7 @@ inputs' bytes unchanged (hashes), no temp file, no half-written output, the mode
 import contextlib, errno, hashlib, json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest, yaml
+from conftest import wait_for_output
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 TEMP = re.compile(r"^\..+\.\d+\.\w+\.tmp(\.\w+)?$|^\.c\d\d\.\w{8}$")   # core.temp_beside names (and old mkdtemp ones)
@@ -180,13 +181,6 @@ def test_a_real_full_disk_and_a_read_only_file_system(w, tmp_path):
                                text=True, timeout=120)
             assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
 
-def _wait_for(cond, proc, what, limit=120):
-    t0 = time.time()
-    while not cond():
-        assert proc.poll() is None, f"ended before {what}: " + proc.stderr.read()[-2000:]
-        assert time.time() - t0 < limit, f"no {what} after {limit} s"
-        time.sleep(0.02)
-
 def _umask(m): return lambda: os.umask(m)
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
@@ -195,11 +189,13 @@ def test_synth_stopped_by_a_signal_leaves_whole_clips_only_and_resumes(tmp_path,
     argv = [sys.executable, "-m", "anitalker.cli", "synth", str(out), "--ids", str(n), "--clips", "1", "--seconds", "1",
             "--workers", "2"]
     p = subprocess.Popen(argv, env=ENV, stderr=subprocess.PIPE, text=True, preexec_fn=_umask(0o027))
-    _wait_for(lambda: len(list(out.glob("clips/*/c00"))) >= 2, p, "two clips")
+    said = wait_for_output(p, rf"\b([2-9]|[12]\d)/{n}\b")                # tqdm: two clips written
+    assert len(list(out.glob("clips/*/c00"))) >= 2
     p.send_signal(getattr(signal, sig)); t0 = time.time()
-    assert p.wait(timeout=60) == 128 + getattr(signal, sig), p.stderr.read()[-2000:]
+    rc = p.wait(timeout=60); said += p.stderr.read()
+    assert rc == 128 + getattr(signal, sig), said[-2000:]
     assert time.time() - t0 < 20, "the workers were not stopped: they finished the whole job first"
-    assert "Traceback" not in p.stderr.read()
+    assert "Traceback" not in said
     assert not temps(out) and not (out/"manifest.json").exists()
     done = list(out.glob("clips/*/c00"))
     assert len(done) < n and all((c/"meta.json").exists() and (c/"attrs.npz").exists() for c in done)
@@ -213,14 +209,14 @@ def test_synth_stopped_by_a_signal_leaves_whole_clips_only_and_resumes(tmp_path,
 def test_train_stopped_by_sigterm_while_checkpointing_resumes_and_leaves_no_temp(w, tmp_path):
     from anitalker.core import load_checkpoint
     (tmp_path/"p.yaml").write_text(yaml.safe_dump(train_params(w/"data", steps=8, ckpt_every=1)))
-    argv = [sys.executable, "-m", "anitalker.cli", "train", "stage1", str(tmp_path/"r"), "--params", str(tmp_path/"p.yaml"),
-            "--no-progress"]
+    argv = [sys.executable, "-m", "anitalker.cli", "train", "stage1", str(tmp_path/"r"), "--params", str(tmp_path/"p.yaml")]
     p = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_umask(0o027))
     ck = tmp_path/"r"/"ckpt"/"last.pt"
-    _wait_for(lambda: ck.exists() or list(ck.parent.glob(".last.pt.*")), p, "a checkpoint being written")
+    said = wait_for_output(p, r"\b1/8\b")                       # step 1 is done: its checkpoint is being written
     p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=120) == 143, p.stderr.read()[-2000:]
+    rc = p.wait(timeout=120); said += p.stderr.read()
+    assert rc == 143 and "Traceback" not in said, said[-2000:]
     assert not temps(tmp_path/"r")
     if ck.exists(): assert load_checkpoint(ck)["step"] < 8                  # a whole checkpoint or none
     r = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=300, preexec_fn=_umask(0o022))

@@ -1,7 +1,7 @@
 """The widget demos in a real browser (issue 19): `anitalker demo` serves them with Voila; Playwright drives Debian's
 Chromium (launched by path: nothing is downloaded). Asserts on what the page shows: the pictures' pixels against the
 API's render for the same α, and the error text for a bad upload. Screenshots go to $ANITALKER_SCREENSHOTS if set."""
-import os, socket, subprocess, sys, time, urllib.request
+import os, re, socket, subprocess, sys, urllib.request
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -9,6 +9,7 @@ from skimage import data as skdata
 from anitalker.stage1.model import MotionAutoencoder
 from anitalker.infer.loading import load_stage1_any
 from anitalker.widgets.explorer import MotionProbe, from_png
+from conftest import wait_for_output
 
 CHROMIUM = "/usr/bin/chromium"                      # Debian's package (the Makefile installs it)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -31,12 +32,9 @@ def demo(tmp_path_factory):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     assert line.startswith("AniTalker kit demo: http://127.0.0.1:"), line + p.stderr.read()[-2000:]
-    url, t0 = line.split()[3], time.time()
-    while True:                                                         # Voila is up when its page answers
-        try: urllib.request.urlopen(url, timeout=5); break
-        except OSError:
-            assert p.poll() is None, "the demo server ended: " + p.stderr.read()[-2000:]
-            assert time.time() - t0 < 120, "no demo page after 120 s"; time.sleep(0.5)
+    url = line.split()[3]
+    wait_for_output(p, r"running at:\s*" + re.escape(url))              # Voila says so once it serves
+    assert urllib.request.urlopen(url, timeout=30).status == 200
     yield url, d
     p.terminate(); p.wait(timeout=30)
 
@@ -63,11 +61,11 @@ def test_motion_explorer_in_a_real_browser(demo):
         page.wait_for_function("document.querySelectorAll('img.widget-image').length >= 3", timeout=120_000)
         shown = lambda: from_png(bytes(page.evaluate(SHOWN, 0)))
         f0 = shown(); np.testing.assert_array_equal(f0[::4, ::4], probe.render(probe.alpha0)["frame"])
+        src0 = page.evaluate("document.querySelectorAll('img.widget-image')[0].src")
         page.locator(".widget-slider", has_text="α3").locator(".noUi-handle").focus()
         page.keyboard.press("ArrowRight")                                   # α3 one step up
-        t0 = time.time()
-        while np.array_equal(shown(), f0):
-            assert time.time() - t0 < 60, "the picture did not change after the slider moved"; time.sleep(0.2)
+        page.wait_for_function("s => document.querySelectorAll('img.widget-image')[0].src !== s", arg=src0,
+                               timeout=60_000)                              # a new picture arrived
         f1 = shown(); assert np.abs(f1.astype(int) - f0).mean() > 0.1
         a = np.array([float(v) for v in page.inner_text("code.alpha").split("[")[1].split("]")[0].split(",")], np.float32)
         assert abs(a[3] - probe.alpha0[3]) > 1e-4 and np.allclose(np.delete(a, 3), np.delete(probe.alpha0, 3), atol=1e-5)
