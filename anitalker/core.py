@@ -285,6 +285,12 @@ def atomic_save(obj, path):
 class OutputError(ValueError):
     "An output path that cannot or must not be written; the message names it and says why."
 
+def _probe_write(path:Path):
+    "Create and remove a temp file beside `path`: its folder takes new files, or an OutputError says why not."
+    try: fd, t = temp_beside(path)
+    except OSError as e: raise OutputError(f"cannot write in {str(path.parent)!r}: {e.strerror}") from None
+    os.close(fd); os.unlink(t)
+
 def check_output(out, # the file to write
                  inputs:dict|None=None, # {what: path} of the inputs the output must not be or point to
                  suffix:str|None=None, # the extension it must have, e.g. '.mp4'
@@ -300,9 +306,7 @@ def check_output(out, # the file to write
             raise OutputError(f"output {str(o)!r} is the {what} {str(p)!r} (the same file): writing it would destroy "
                               "the input; choose another output")
     if not o.parent.is_dir(): raise OutputError(f"output folder {str(o.parent)!r} does not exist (create it first)")
-    try: fd, t = temp_beside(o)
-    except OSError as e: raise OutputError(f"cannot write in {str(o.parent)!r}: {e.strerror}") from None
-    os.close(fd); os.unlink(t)
+    _probe_write(o)
     remove_stale_temps(o)
     return o
 
@@ -337,9 +341,7 @@ def check_output_dir(out, # the folder to write into (created later by the comma
         base = next(a for a in o.absolute().parents if a.exists())
         if not base.is_dir(): raise OutputError(f"{str(base)!r} (in the output path {str(o)!r}) is a file, "
                                                 "expected a folder")
-    try: fd, t = temp_beside(base/"anitalker")
-    except OSError as e: raise OutputError(f"cannot write in {str(base)!r}: {e.strerror}") from None
-    os.close(fd); os.unlink(t)
+    _probe_write(base/"anitalker")
     if o.is_dir(): remove_stale_temps_under(o)
     return o
 

@@ -164,7 +164,7 @@ def _finish(self:VideoWriter, ok:bool):
         if ok: raise MediaError(f"no frames were written to {str(self.path)!r}")
         return
     self.proc.stdin.close(); err = self.proc.stderr.read().decode(errors="replace"); self.proc.wait()
-    with contextlib.suppress(AttributeError, FileNotFoundError): os.unlink(self.wav_tmp)
+    with contextlib.suppress(AttributeError, FileNotFoundError): os.unlink(self.wav_tmp)   # ffmpeg has read it
     bad = None if self.proc.returncode == 0 else f"ffmpeg failed writing {str(self.path)!r}: {err[-300:]}"
     if ok and not bad and (n := count_frames(self.tmp)) != self.n:     # check the file, not the log
         bad = (
@@ -174,7 +174,7 @@ def _finish(self:VideoWriter, ok:bool):
         umask_mode(self.tmp)
         os.replace(self.tmp, self.path)
     else:
-        with contextlib.suppress(FileNotFoundError): os.unlink(self.tmp)
+        self._discard()
         if ok: raise MediaError(bad)
 
 # %% ../../nbs/11_data.media.ipynb #a9423e30

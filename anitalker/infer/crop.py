@@ -19,12 +19,15 @@ MIN_IMAGE_SIDE = 32
 class ImageError(ValueError):
     "An image file that cannot be used as a portrait; the message names the file and the reason."
 
-def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP, ...)
+def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP, ...), or its bytes (an upload)
+               name:str|None=None, # how errors name it (default: the path, or 'the upload' for bytes)
               ) -> np.ndarray: # (H,W,3) uint8 RGB
     "A still image as 8-bit RGB: grayscale, palette, RGBA/LA (on white), CMYK and 16-bit images are converted."
+    import io
     from PIL import Image, UnidentifiedImageError
-    p = Path(path)
-    check_input(p, "image")                                       # missing, a folder, unreadable: named
+    data = isinstance(path, (bytes, bytearray))
+    p = io.BytesIO(path) if data else Path(path); what = name or ("the upload" if data else repr(str(p)))
+    if not data: check_input(p, "image")                          # missing, a folder, unreadable: named
     try:
         with Image.open(p) as im:
             im.load(); mode = im.mode
@@ -41,11 +44,11 @@ def load_image(path, # any still image Pillow reads (PNG, JPEG, WebP, TIFF, BMP,
             else: rgb = np.asarray(im.convert("RGB"))  # L, P, CMYK, YCbCr, RGB (48-bit read as 8-bit)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageError(
-            f"image {str(p)!r} cannot be read ({type(e).__name__}: {e}); expected a PNG/JPEG/... still image"
+            f"image {what} cannot be read ({type(e).__name__}: {e}); expected a PNG/JPEG/... still image"
         ) from None
     if min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
         raise ImageError(
-            f"image {str(p)!r} is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a portrait (need >= "
+            f"image {what} is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a portrait (need >= "
             f"{MIN_IMAGE_SIDE} on each side)"
         )
     return np.ascontiguousarray(rgb, dtype=np.uint8)

@@ -8,7 +8,8 @@ import hashlib
 from functools import lru_cache
 import shutil, subprocess, tempfile
 from pathlib import Path
-import numpy as np, cv2, scipy.fft as sfft
+import numpy as np, cv2, scipy.fft as sfft, torch
+from ..nn.image import psnr as _psnr
 
 # %% auto #0
 __all__ = ['N_BITS', 'MAGIC', 'POLYS', 'KC', 'N_STATES', 'WORK', 'BLOCK', 'MARGIN', 'FREQS', 'PSNR_TARGET', 'PSNR_FLOOR', 'ALPHA',
@@ -101,8 +102,9 @@ def _layout(seed:int=0):
 
 # %% ../../nbs/40_infer.watermark.ipynb #88c1e1c8
 def psnr_u8(a:np.ndarray, b:np.ndarray) -> float:
-    "PSNR in dB between two uint8 arrays."
-    return float(10 * np.log10(255 ** 2 / max(np.mean((a.astype(np.float64) - b) ** 2), 1e-12)))
+    "PSNR in dB of two uint8 arrays of one shape, over all their pixels (`nn.image.psnr` of the pair, flattened)."
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x, np.float32)).reshape(1, 1, -1, 1) / 127.5 - 1
+    return float(_psnr(t(a), t(b))[0])
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 def _luma(frame:np.ndarray) -> np.ndarray: return frame.astype(np.float64) @ _LUMA
