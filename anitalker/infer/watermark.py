@@ -225,16 +225,17 @@ def _shrink(Ys:list, side:int) -> tuple[list, int]:
             else Ys), k
 
 def _lumas(frames, max_frames:int) -> tuple[list[np.ndarray], int]:
-    "Luma planes (float64) of up to `max_frames` frames at about `FINE` px a side, and the factor they were shrunk by."
-    out = []
+    """Luma planes (float64) of up to `max_frames` frames at about `FINE` px a side, and the factor they were shrunk by;
+    each frame is shrunk as it arrives (no full-size copies kept)."""
+    out, k, shape = [], 1, None
     for f in frames:
         if len(out) >= max_frames: break
-        out.append(_luma(_check_frame(f)).astype(np.float32))
-        if out[-1].shape != out[0].shape:
-            raise ValueError(f"frames must all have one size, got {out[0].shape} and {out[-1].shape}")
+        f = _check_frame(f); shape = shape or f.shape
+        if f.shape != shape: raise ValueError(f"frames must all have one size, got {shape} and {f.shape}")
+        (Y,), k = _shrink([_luma(f).astype(np.float32)], FINE)
+        out.append(Y.astype(np.float64))
     if not out: raise ValueError("no frames to read a watermark from")
-    Ys, k = _shrink(out, FINE)
-    return [Y.astype(np.float64) for Y in Ys], k
+    return out, k
 
 # %% ../../nbs/40_infer.watermark.ipynb #affbed34
 def _spread(Ys:list, n:int) -> list: return [Ys[i] for i in np.linspace(0, len(Ys) - 1, min(n, len(Ys))).astype(int)]
