@@ -13,7 +13,7 @@ from .stage1.model import load_stage1
 
 # %% auto #0
 __all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'random_hubert', 'e2e_once', 'bench_e2e',
-           'bf16_hardware', 'bench_stage1_train', 'run_bench', 'format_report']
+           'bf16_hardware', 'bench_stage1_train', 'bench_widgets', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -267,16 +267,44 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
                      "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
     return rows
 
+# %% ../nbs/70_bench.ipynb #b3c1wd02
+def bench_widgets(presets=("tiny", "paper"), moves:int=10, swap_seconds:float=4.0, repeats:int=3,
+                  seed:int=0) -> list[dict]:
+    "Rows `widget.slider` (median ms of `moves` slider moves, per preset) and `widget.swap` (tiny preset)."
+    import tempfile
+    from pathlib import Path
+    import numpy as np
+    from skimage import data as skdata
+    from anitalker.data.synthetic import make_dataset
+    from anitalker.widgets.explorer import MotionExplorer
+    from anitalker.widgets.swap import SwapDemo
+    rows, goal = [], {"tiny": 150, "paper": 400}
+    for p in presets:
+        seed_everything(seed); ex = MotionExplorer(MotionAutoencoder.from_preset(p), skdata.astronaut())
+        s, ms = ex.sliders[0], []
+        for v in np.linspace(s.min, s.max, moves + 1):                  # the first move warms up
+            t0 = time.perf_counter(); s.value = float(v); ms.append((time.perf_counter() - t0) * 1000)
+        rows.append({"module": "widget.slider", "preset": p, "size": ex.probe.ae.cfg.size,
+                     "move_ms": round(statistics.median(ms[1:]), 1), "goal_ms": goal.get(p)})
+    with tempfile.TemporaryDirectory() as d:
+        make_dataset(Path(d), n_ids=2, clips_per_id=1, seconds=swap_seconds, size=64, seed=seed, workers=1,
+                     progress=False)
+        seed_everything(seed); sd = SwapDemo(MotionAutoencoder.from_preset("tiny"), d, max_frames=10 ** 6)
+        t, r = _timeit(sd.run, repeats)
+    rows.append({"module": "widget.swap", "preset": "tiny", "frames": len(r["frames"]), "s": round(t, 3),
+                 "goal_s": round(3.0 * swap_seconds / 4, 2)})
+    return rows
+
 # %% ../nbs/70_bench.ipynb #fd231d5a
 def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|None=None,
-              only:str|None=None, # 'stage1', 'stage2', 'e2e' or 'train': only those rows
+              only:str|None=None, # 'stage1', 'stage2', 'e2e', 'train' or 'widgets': only those rows
               long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
               variant:str="mfcc_full_control", # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
              ) -> dict:
     """All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to
     load."""
-    if only not in (None, "stage1", "stage2", "e2e", "train"):
-        raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e' or 'train', got {only!r}")
+    if only not in (None, "stage1", "stage2", "e2e", "train", "widgets"):
+        raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e', 'train' or 'widgets', got {only!r}")
     if quick: preset, repeats = "tiny", 1
     t0 = time.perf_counter()
     model = load_any_stage1(stage1) if stage1 else None
@@ -290,6 +318,9 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
         rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)),
                           steps=4 if quick else 50, variant=variant)
     if only in (None, "train"): rows += bench_stage1_train(steps=2 if quick else 10)
+    if only in (None, "widgets") and model is None:
+        rows += bench_widgets(("tiny",) if quick else ("tiny", "paper"), moves=3 if quick else 10,
+                              swap_seconds=1.0 if quick else 4.0, repeats=repeats)
     return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset,
             "repeats": repeats, "rows": rows,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -326,4 +357,11 @@ def format_report(rep:dict) -> str:
         lines += [f"{r['dtype']:>9s} {r['layout']:>13s} {r.get('targets', 'full'):>7s} {r['ms_per_step']:>8.1f} "
                   f"{r['steps_per_s']:>8.2f} {r['ratio']:>6}  " + " / ".join(f"{v:.0f}" for v in r["parts_ms"].values())
                   for r in tr]
+    wd = [r for r in rep["rows"] if r["module"].startswith("widget.")]
+    if wd:
+        lines += ["widgets: slider move (render + pictures, kernel side) and swap (tiny preset, truth included)",
+                  f"{'module':14s} {'preset':>7s} {'time':>10s} {'goal':>10s}"]
+        lines += [f"{r['module']:14s} {r['preset']:>7s} "
+                  + (f"{r['move_ms']:>7.1f} ms {'≤ ' + str(r['goal_ms']):>7s} ms" if "move_ms" in r
+                     else f"{r['s']:>8.2f} s {'≤ ' + str(r['goal_s']):>8s} s") for r in wd]
     return "\n".join(lines)

@@ -302,27 +302,31 @@ def _watermark(args):
 
 # %% ../nbs/90_cli.ipynb #d3m0c11a
 def _demo_args(p):
-    p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 or a stage-1 run)")
+    p.add_argument("--run", default=None, help="kit run folder (RUN/stage1 [+ RUN/stage2], or a stage-1 run)")
     p.add_argument("--stage1", default=None, metavar="CKPT", help="kit or official stage-1 checkpoint")
+    p.add_argument("--stage2", default=None, metavar="CKPT", help="official stage2_<variant>.ckpt (with --stage1)")
+    p.add_argument("--variant", default=None, choices=("mfcc_pose_only", "mfcc_full_control", "hubert_audio_only",
+                   "hubert_pose_only", "hubert_full_control"), help="the variant of --stage2")
+    p.add_argument("--hubert", default=None, metavar="DIR", help="local HuBERT model folder (hubert_* variants)")
     p.add_argument("--preset", default="paper", choices=("paper", "tiny"),
-                   help="sizes of an official file (tiny: test files)")
+                   help="sizes of the official files (tiny: test files)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="built-in data: the swap's exact truth and built-in speech (default: the run's data)")
     p.add_argument("--portrait", default=None, metavar="IMG", help="portrait photo (default: skimage's astronaut)")
     p.add_argument("--crop", choices=("auto", "none"), default="auto", help="auto: crop around the face (default)")
     p.add_argument("--port", type=_positive_int, default=8866, help="localhost port (default 8866)")
 
-@command("demo", "serve the widget demos (motion explorer) with Voila on localhost; prints the URL", _demo_args)
+@command("demo", "serve the widget demos (motion explorer, identity/motion swap, audio-driven control) with Voila on "
+         "localhost; prints the URL", _demo_args)
 def _demo(args):
     import subprocess
-    from anitalker.infer.loading import load_stage1_any
-    if (args.run is None) == (args.stage1 is None): raise ValueError("give either --run RUN_DIR or --stage1 CKPT")
-    model = args.run or args.stage1
-    if args.portrait is not None: check_input(args.portrait, "portrait")
-    load_stage1_any(model, args.preset)                  # a bad model is one line here, before any server starts
-    demos = Path(anitalker.__file__).parent/"demos"; nb = demos/"motion_explorer.ipynb"
-    cfg = {"model": str(Path(model).resolve()), "preset": args.preset, "crop": args.crop,
-           "portrait": str(Path(args.portrait).resolve()) if args.portrait else None}
-    cmd = [sys.executable, "-m", "voila", str(nb), f"--port={args.port}", "--no-browser", "--Voila.ip=127.0.0.1",
-           "--show_tracebacks=False", "--template=anitalker"]        # lab, minus its CDN links: works offline
+    from anitalker.widgets.app import demo_config, load_demo
+    cfg = demo_config(args.run, args.stage1, args.stage2, args.variant, args.hubert, args.preset, args.data,
+                      args.portrait, args.crop)
+    load_demo(cfg)                                       # a bad model is one line here, before any server starts
+    demos = Path(anitalker.__file__).parent/"demos"
+    cmd = [sys.executable, "-m", "voila", str(demos/"demos.ipynb"), f"--port={args.port}", "--no-browser",
+           "--Voila.ip=127.0.0.1", "--show_tracebacks=False", "--template=anitalker"]   # lab minus CDN links: offline
     print(f"AniTalker kit demo: http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
     env = {**os.environ, "ANITALKER_DEMO": json.dumps(cfg),
            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(demos/"jupyter"), os.environ.get("JUPYTER_PATH")]))}
@@ -345,9 +349,9 @@ def _bench_args(p):
     )
     p.add_argument(
         "--only",
-        choices=("stage1", "stage2", "e2e", "train"),
+        choices=("stage1", "stage2", "e2e", "train", "widgets"),
         default=None,
-        help="only these rows (train: stage-1 training steps/s)",
+        help="only these rows (train: stage-1 training steps/s; widgets: demo responsiveness)",
     )
     p.add_argument(
         "--long",

@@ -100,7 +100,10 @@ def test_bench_quick_json(cli):
     assert {(x["dtype"], x["layout"]) for x in tr} == {(d, l) for d in ("float32", "bfloat16") for l in ("contiguous", "channels_last")}
     assert all(x["steps_per_s"] > 0 and set(x["parts_ms"]) == {"forward", "backward", "optimizer", "encoder", "renderer"} for x in tr)
     assert all(x["parts_ms"]["encoder"] + x["parts_ms"]["renderer"] <= 1.05 * x["parts_ms"]["forward"] for x in tr)   # parts of the forward
-    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) == len(rep["rows"])
+    wd = [x for x in rep["rows"] if x["module"].startswith("widget.")]           # demo responsiveness
+    assert [(x["module"], x["preset"]) for x in wd] == [("widget.slider", "tiny"), ("widget.swap", "tiny")]
+    assert wd[0]["move_ms"] > 0 and wd[1]["s"] > 0 and wd[1]["frames"] == 25
+    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) + len(wd) == len(rep["rows"])
     assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr

@@ -306,13 +306,16 @@ def _driving_box(driving, crop:str, name:str):
     except ValueError: raise NoFaceError(f"no face found in any frame of {name}; pass crop='none' (--crop none) to use "
                                          "the whole frame") from None
 
-def _driving_motion(ae:MotionAutoencoder, src:dict, driving:Path, box, batch:int, relative:bool, tm:_Timer):
-    "Chunks of α read from the driving video: as is, or the portrait's α plus the change from the first driving frame."
+def _driving_motion(ae:MotionAutoencoder, src:dict, chunks:Iterable, # (b,H,W,3) uint8 driving frames
+                    box, relative:bool, tm:_Timer):
+    """Chunks of α of the driving frames (cropped at `box`, or already (b,S,S,3) if None): as is, or the portrait's α
+    plus the change from the first driving frame."""
     from anitalker.data.faces import crop_and_resize
     first = None
-    for chunk in iter_video(driving, fps=FPS, batch=batch):
+    for chunk in chunks:
         tm("driving: motion")
-        a = ae.motion(torch.stack([to_tensor(f) for f in crop_and_resize(chunk, box, ae.cfg.size)]))
+        if box is not None: chunk = crop_and_resize(chunk, box, ae.cfg.size)
+        a = ae.motion(torch.stack([to_tensor(f) for f in chunk]))
         if relative:
             first = a[:1].clone() if first is None else first
             a = src["alpha"] + a - first
@@ -360,7 +363,8 @@ def reenact(
     wav = read_audio(dv, SR) if info["has_audio"] else None
     tm("encode portrait")
     src = ae.encode(to_tensor(face)[None])
-    render_video(ae, src, _driving_motion(ae, src, dv, dbox, batch, relative, tm), o, T, label, wav,
+    motion = _driving_motion(ae, src, iter_video(dv, fps=FPS, batch=batch), dbox, relative, tm)
+    render_video(ae, src, motion, o, T, label, wav,
                  *((photo, box) if paste_back else (None, None)), dtype=dtype, timer=tm, progress=progress,
                  desc="reenact")
     times = tm.done()

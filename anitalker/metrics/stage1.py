@@ -11,7 +11,7 @@ from .image import psnr, ssim, identity_leakage_probe
 
 # %% auto #0
 __all__ = ['FACTORS', 'FACTOR_CHANGES', 'self_reenactment', 'clip_motion_codes', 'motion_leakage', 'ridge_fit_predict',
-           'motion_probe', 'code_spread', 'is_oracle', 'cross_reenactment_exact', 'factor_response',
+           'motion_probe', 'code_spread', 'is_oracle', 'factors_at', 'cross_reenactment_exact', 'factor_response',
            'ground_truth_diagnostics', 'diagnostics_fn', 'probe_table', 'plot_diagnostics']
 
 # %% ../../nbs/51_metrics.stage1.ipynb #1c4877ea
@@ -194,6 +194,10 @@ def _draw(clip, size:int, **factors) -> np.ndarray:
     )[0]
     return f if N == size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
 
+def factors_at(attrs:dict, t:int) -> dict:
+    "`render_frame` arguments of frame t of a clip's ground truth (`Clip.attrs()`): draw any identity with them."
+    return {k: float(attrs[v][t]) for k, v in _RENDER_KEYS.items()}
+
 # %% ../../nbs/51_metrics.stage1.ipynb #a476d02b
 def _cross_frames(ca, cb, S:int, frames_per_pair:int, rng, dev) -> tuple:
     "(B's attributes, B's frame indices [ref, *ts], A's portrait (1,3,S,S), truths (n,3,S,S), B's frames (n+1,3,S,S))."
@@ -202,7 +206,7 @@ def _cross_frames(ca, cb, S:int, frames_per_pair:int, rng, dev) -> tuple:
     ref = int(rng.integers(len(fr)))
     others = np.delete(np.arange(len(fr)), ref)  # t ≠ ref: the copy would be exact there
     ts = rng.choice(others, frames_per_pair, replace=len(others) < frames_per_pair)
-    draw = lambda t: _draw(ca, S, **{k: float(at[v][t]) for k, v in _RENDER_KEYS.items()})  # A with B's factors
+    draw = lambda t: _draw(ca, S, **factors_at(at, t))  # A with B's factors
     fit = lambda f: f if f.shape[0] == S else cv2.resize(f, (S, S), interpolation=cv2.INTER_AREA)
     src_img = to_tensor(draw(ref))[None].to(dev)
     gt = torch.stack([to_tensor(draw(int(t))) for t in ts]).to(dev)

@@ -16,7 +16,7 @@ from ..infer.crop import load_image
 from ..infer.pipeline import load_portrait, _frames_u8
 
 # %% auto #0
-__all__ = ['png_bytes', 'from_png', 'run_alphas', 'alpha_ranges', 'MotionProbe', 'MotionExplorer']
+__all__ = ['png_bytes', 'from_png', 'error_html', 'run_alphas', 'alpha_ranges', 'MotionProbe', 'MotionExplorer']
 
 # %% ../../nbs/60_widgets.explorer.ipynb #32c1aaf5
 def png_bytes(img:np.ndarray, # (H,W,3) or (H,W) uint8
@@ -29,6 +29,11 @@ def _png(im:Image.Image) -> bytes:
     buf = io.BytesIO(); im.save(buf, format="png", compress_level=1); return buf.getvalue()
 
 def from_png(b:bytes) -> np.ndarray: return np.asarray(Image.open(io.BytesIO(b)))
+
+def error_html(e:Exception, name:str|None=None) -> str:
+    "An error as one red line for a demo page: the CLI's message, with the upload's `name` if the message lacks it."
+    msg = str(e) if name is None or name in str(e) else f"{name}: {e}"
+    return f"<span class='demo-error' style='color:#b00'>error: {html.escape(msg)}</span>"
 
 def run_alphas(run) -> np.ndarray: # (N,d)
     "Every α a kit stage-1 run wrote for its training clips (RUN/latents or RUN/stage1/latents)."
@@ -43,6 +48,10 @@ def alpha_ranges(alphas:np.ndarray, # (N,d) motion codes
     "A slider range per direction: the q-th to (100−q)-th percentile of α, widened by `pad` of its width each way."
     lo, hi = np.percentile(alphas, q, 0), np.percentile(alphas, 100 - q, 0); w = np.maximum(hi - lo, 1e-3)
     return np.stack([lo - pad * w, hi + pad * w], 1)
+
+def _ranges(alphas, a0) -> np.ndarray: # (d,2) slider ranges that also hold the portrait's own α0
+    r = alpha_ranges(alphas) if alphas is not None else np.stack([a0 - 3, a0 + 3], 1)
+    return np.stack([np.minimum(r[:, 0], a0), np.maximum(r[:, 1], a0)], 1)
 
 # %% ../../nbs/60_widgets.explorer.ipynb #48e3fb2d
 class MotionProbe:
@@ -69,19 +78,17 @@ class MotionProbe:
         return {"frame": fr, "flow": fl.permute(1, 2, 0).numpy(), "mask": m}
 
 # %% ../../nbs/60_widgets.explorer.ipynb #99e13124
-def _ranges(alphas, a0) -> np.ndarray: # (d,2) slider ranges that also hold the portrait's own α0
-    r = alpha_ranges(alphas) if alphas is not None else np.stack([a0 - 3, a0 + 3], 1)
-    return np.stack([np.minimum(r[:, 0], a0), np.maximum(r[:, 1], a0)], 1)
-
 class MotionExplorer:
     """One slider per LMD direction; the rendered frame beside the flow field and mask of a chosen level; buttons
     'reset to the portrait', 'snap to a frame' (of `clip`), 'randomise'. `widget` is what a notebook displays."""
     def __init__(self, ae:MotionAutoencoder, portrait, # a path or (H,W,3) uint8 RGB
                  alphas:np.ndarray|None=None, # (N,d) training α (`run_alphas`): the slider ranges; None: α0 ± 3
                  clip:np.ndarray|None=None, # (T,d) α of a clip to snap to
-                 crop:str="auto", scale:int=4, seed:int=0):
+                 crop:str="auto", scale:int|None=None, # picture enlargement; None: up to 256 px (4× at 64²)
+                 seed:int=0):
         import ipywidgets as W
-        self.probe, self.scale, self.rng = MotionProbe(ae, portrait, crop), scale, np.random.default_rng(seed)
+        self.probe, self.rng = MotionProbe(ae, portrait, crop), np.random.default_rng(seed)
+        self.scale = scale or max(1, 256 // ae.cfg.size)
         a0, self.crop, self.alphas = self.probe.alpha0, crop, alphas
         self.ranges = _ranges(alphas, a0)
         self.clip, self._hold, self.last_ms = clip, False, None
@@ -90,7 +97,8 @@ class MotionExplorer:
                         for i, (a, (lo, hi)) in enumerate(zip(a0, self.ranges))]   # renders on release: no drag flood
         self.level = W.Dropdown(options=[(f"level {l} ({8 * 2 ** l}²)", l) for l in range(self.probe.levels)],
                                 value=self.probe.levels - 1, description="flow of")
-        self.frame, self.flow, self.mask = (W.Image(format="png") for _ in range(3))
+        self.frame, self.flow, self.mask = (W.Image(format="png").add_class(f"explorer-{k}")    # classes: for tests
+                                            for k in ("frame", "flow", "mask"))
         self.status, self.code = W.HTML(), W.HTML()          # code: the α shown, to copy (and for tests)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="portrait…")
         self.upload.observe(lambda ch: self._uploaded(), names="value")
@@ -173,9 +181,7 @@ def load(self:MotionExplorer, portrait, name:str|None=None) -> bool:
     try:
         img = load_image(portrait, name) if isinstance(portrait, (bytes, bytearray)) else portrait   # as a file
         probe = MotionProbe(self.probe.ae, img, self.crop)
-    except (ValueError, OSError) as e:
-        msg = str(e) if name is None or name in str(e) else f"{name}: {e}"         # say which upload
-        self.status.value = f"<span style='color:#b00'>error: {html.escape(msg)}</span>"; return False
+    except (ValueError, OSError) as e: self.status.value = error_html(e, name); return False   # says which upload
     self.probe, self.ranges = probe, _ranges(self.alphas, probe.alpha0)
     self._hold = True
     try:
