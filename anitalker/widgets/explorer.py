@@ -91,7 +91,7 @@ class MotionExplorer:
         self.scale = scale or max(1, 256 // ae.cfg.size)
         a0, self.crop, self.alphas = self.probe.alpha0, crop, alphas
         self.ranges = _ranges(alphas, a0)
-        self.clip, self._hold, self.last_ms = clip, False, None
+        self.clip, self._hold, self.last_ms, self.loaded = clip, False, None, ""   # loaded: what, said before timings
         self.sliders = [W.FloatSlider(value=float(a), min=float(lo), max=float(hi), step=float(hi - lo) / 200,
                                       description=f"α{i}", continuous_update=False, readout_format=".2f")
                         for i, (a, (lo, hi)) in enumerate(zip(a0, self.ranges))]   # renders on release: no drag flood
@@ -131,7 +131,7 @@ def update(self:MotionExplorer):
     k = self.scale * r["frame"].shape[0] // r["flow"].shape[0]
     self.flow.value, self.mask.value = png_bytes(r["flow"], k), png_bytes(r["mask"], k)
     self.last_ms = (time.perf_counter() - t) * 1000
-    self.status.value = f"rendered in {self.last_ms:.0f} ms"
+    self.status.value = f"{self.loaded}rendered in {self.last_ms:.0f} ms"
     self.code.value = "<code class='alpha'>α = [" + ", ".join(f"{v:.6f}" for v in self.alpha) + "]</code>"
 
 @patch
@@ -170,8 +170,9 @@ def from_model(cls:MotionExplorer,
     except (FileNotFoundError, NotADirectoryError): alphas = None
     ex = cls(ae, portrait, alphas=kwargs.pop("alphas", alphas), **kwargs)
     ex.label = label
-    ex.status.value = (f"loaded {label}; slider ranges from " + (f"{len(alphas)} training frames" if alphas is not None
-                       else "the portrait's α ± 3 (no latents in this run)") + f"; {ex.status.value}")
+    ex.loaded = (f"loaded {label}; slider ranges from " + (f"{len(alphas)} training frames" if alphas is not None
+                 else "the portrait's α ± 3 (no latents in this run)") + "; ")
+    ex.status.value = ex.loaded + ex.status.value
     return ex
 
 # %% ../../nbs/60_widgets.explorer.ipynb #713669f1
