@@ -16,7 +16,8 @@ from ..infer.crop import load_image
 from ..infer.pipeline import load_portrait, _frames_u8
 
 # %% auto #0
-__all__ = ['png_bytes', 'from_png', 'error_html', 'run_alphas', 'alpha_ranges', 'MotionProbe', 'MotionExplorer']
+__all__ = ['png_bytes', 'from_png', 'error_html', 'run_alphas', 'alpha_ranges', 'direction_factors', 'MotionProbe',
+           'MotionExplorer']
 
 # %% ../../nbs/60_widgets.explorer.ipynb #32c1aaf5
 def png_bytes(img:np.ndarray, # (H,W,3) or (H,W) uint8
@@ -53,6 +54,25 @@ def _ranges(alphas, a0) -> np.ndarray: # (d,2) slider ranges that also hold the 
     r = alpha_ranges(alphas) if alphas is not None else np.stack([a0 - 3, a0 + 3], 1)
     return np.stack([np.minimum(r[:, 0], a0), np.maximum(r[:, 1], a0)], 1)
 
+def _sliders(W, a0, ranges, factors) -> list: # a FloatSlider per direction; renders on release: no flood of drags
+    name = lambda i: f"α{i}" + (f" {factors[i]['factor']} {factors[i]['r']:+.2f}" if factors else "")
+    return [W.FloatSlider(value=float(a), min=float(lo), max=float(hi), step=float(hi - lo) / 200, description=name(i),
+                          style={"description_width": "110px"}, continuous_update=False, readout_format=".2f")
+            for i, (a, (lo, hi)) in enumerate(zip(a0, ranges))]
+
+# %% ../../nbs/60_widgets.explorer.ipynb #d1f4c7a1
+def direction_factors(codes:list, # `metrics.stage1.clip_motion_codes` output (with the data's true factors)
+                     ) -> list[dict]: # one per direction: {'factor', 'r'} (r: signed correlation within clips)
+    "For each direction α_i, the ground-truth factor it follows most closely (largest |correlation| within clips)."
+    from anitalker.metrics.stage1 import FACTORS
+    names = [k for k in FACTORS if codes and all(k in c["factors"] for c in codes)]
+    if not names: raise ValueError("these codes carry no ground-truth factors: naming directions needs built-in data")
+    X = np.concatenate([c["alpha"] - c["alpha"].mean(0) for c in codes]).astype(np.float64)
+    Y = np.concatenate([(y := np.stack([c["factors"][k] for k in names], 1)) - y.mean(0) for c in codes])
+    unit = lambda M: M / np.maximum(np.linalg.norm(M, axis=0), 1e-12)
+    R = unit(X).T @ unit(Y)                                                   # (d, K) correlations
+    return [{"factor": names[j], "r": float(R[i, j])} for i, j in enumerate(np.abs(R).argmax(1))]
+
 # %% ../../nbs/60_widgets.explorer.ipynb #48e3fb2d
 class MotionProbe:
     "An encoded portrait, and what a motion code α makes of it: the frame, and one level's flow and mask."
@@ -84,6 +104,7 @@ class MotionExplorer:
     def __init__(self, ae:MotionAutoencoder, portrait, # a path or (H,W,3) uint8 RGB
                  alphas:np.ndarray|None=None, # (N,d) training α (`run_alphas`): the slider ranges; None: α0 ± 3
                  clip:np.ndarray|None=None, # (T,d) α of a clip to snap to
+                 factors:list|None=None, # `direction_factors`: each slider says the factor its direction follows
                  crop:str="auto", scale:int|None=None, # picture enlargement; None: up to 256 px (4× at 64²)
                  seed:int=0):
         import ipywidgets as W
@@ -92,9 +113,7 @@ class MotionExplorer:
         a0, self.crop, self.alphas = self.probe.alpha0, crop, alphas
         self.ranges = _ranges(alphas, a0)
         self.clip, self._hold, self.last_ms, self.loaded = clip, False, None, ""   # loaded: what, said before timings
-        self.sliders = [W.FloatSlider(value=float(a), min=float(lo), max=float(hi), step=float(hi - lo) / 200,
-                                      description=f"α{i}", continuous_update=False, readout_format=".2f")
-                        for i, (a, (lo, hi)) in enumerate(zip(a0, self.ranges))]   # renders on release: no drag flood
+        self.sliders = _sliders(W, a0, self.ranges, factors)
         self.level = W.Dropdown(options=[(f"level {l} ({8 * 2 ** l}²)", l) for l in range(self.probe.levels)],
                                 value=self.probe.levels - 1, description="flow of")
         self.frame, self.flow, self.mask = (W.Image(format="png").add_class(f"explorer-{k}")    # classes: for tests
