@@ -34,7 +34,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['anitalker', 'anitalker.*']),
     # package data: the official model manifests, and the experiment notebooks with their presets (anitalker/experiments
     # is a link to nbs/experiments, so `anitalker experiment` and `anitalker quickstart` work from a wheel)
-    package_data={'anitalker': ['reference/*.json', 'experiments/*.ipynb', 'experiments/params/*.yaml', 'reports/*.html',
+    package_data={'anitalker': ['reference/*.json', 'experiments/*.ipynb', 'experiments/params/*.yaml',
+                                'experiments/params/ablations/*.yaml', 'reports/*.html',
                                 'demos/*.ipynb', 'demos/jupyter/voila/templates/anitalker/*']},
     include_package_data=False,
     install_requires=requirements,

@@ -177,6 +177,39 @@ def _experiment_args(p):
 def _experiment(args):
     print(f"run folder: {run_experiment(args.name, args.params, args.set, args.runs, args.id)}"); return 0
 
+# %% ../nbs/90_cli.ipynb #ab1a7e01
+def _seed_list(s):
+    try: v = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError: v = []
+    if not v: raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds such as 0,1,2, got {s!r}")
+    return v
+
+def _ablate_args(p):
+    from anitalker.jobs.ablate import LAUNCHERS
+    p.add_argument("grid", help="grid name (table4, fig4, hal) or a grid YAML file")
+    p.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (default: the grid's)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                   help="local (here), slurm (submitit job array) or submitit-local (the Slurm path, run here)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="runs at once (local) / array parallelism (slurm)")
+    _sets(p, "override config keys of every cell (stage2.KEY=V for stage 2)")
+    p.add_argument("--preset", default="cpu", help="the grid's base: cpu (built-in data) or gpu (paper sizes)")
+    p.add_argument("--out", default="runs/ablations", help="parent of the grid folder (default: runs/ablations)")
+    p.add_argument("--slurm-partition", default=None); p.add_argument("--time", type=_positive_int, default=60,
+                                                                      help="minutes per Slurm job (default 60)")
+    p.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per Slurm job (default 0)")
+
+@command("ablate", "run an ablation grid (one papermill run per cell and seed) here or on Slurm; finished runs are "
+         "skipped, interrupted ones resume", _ablate_args)
+def _ablate(args):
+    from anitalker.jobs.ablate import ablate
+    r = ablate(args.grid, args.seeds, args.launcher, args.jobs, args.set, args.preset, args.out, args.slurm_partition,
+               args.gpus_per_task, args.time)
+    if r["failed"]:
+        names = ", ".join(str(Path(d).relative_to(r["dir"])) for d in r["failed"])
+        print(f"error: {len(r['failed'])} run(s) failed or did not finish: {names} (their failed.json says why)",
+              file=sys.stderr)
+    return 1 if r["failed"] else 0
+
 # %% ../nbs/90_cli.ipynb #50ebf4ac
 def _quickstart_args(p):
     p.add_argument("--out", default="runs/quickstart", help="run folder (default: runs/quickstart)")

@@ -29,7 +29,7 @@ IMPORTED_AS = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy",
                "albumentations": "albumentations", "librosa": "librosa", "lpips": "lpips", "mediapy": "mediapy",
                "imageio-ffmpeg": "imageio_ffmpeg", "scikit-image": "skimage", "matplotlib": "matplotlib", "accelerate": "accelerate",
                "transformers": "transformers", "einops": "einops", "tqdm": "tqdm", "pyyaml": "yaml", "mediapipe": "mediapipe",
-               "papermill": "papermill", "fastcore": "fastcore"}
+               "papermill": "papermill", "fastcore": "fastcore", "submitit": "submitit"}
 NOT_IMPORTED = {"soundfile": "librosa's audio reader", "tensorboard": "torch.utils.tensorboard's writer",
                 "ipykernel": "the kernel papermill and Voila run notebooks in",
                 "ipywidgets": "the widget demos (anitalker.widgets) and tqdm.auto's progress bars in notebooks",

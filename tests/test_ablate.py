@@ -1,0 +1,60 @@
+"""`anitalker ablate` with the real experiment notebooks at toy size (2 training steps on 4 built-in speakers of 1 s):
+the local launcher through the CLI (a failing cell is recorded and the others finish; a rerun skips what is done;
+a run stopped by SIGTERM resumes), and the Slurm code path on submitit's local executor."""
+import json, os, signal, subprocess, sys
+from pathlib import Path
+import pytest, yaml
+from anitalker.jobs.ablate import ablate, cell_status, load_grid, expand_grid
+from conftest import wait_for_output
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+TOY = {"params": "tiny_cpu", "steps": 2, "data_ids": 4, "data_seconds": 1.0, "held_out": 2, "batch_size": 4,
+       "eval_pairs_per_clip": 2, "log_every": 1, "write_latents": False}
+
+@pytest.fixture
+def grid(tmp_path):
+    def make(cells:dict, seeds=(0,)):
+        p = tmp_path/"toy.yaml"
+        p.write_text(yaml.safe_dump({"experiments": ["stage1_train"], "seeds": list(seeds), "cells": cells,
+                                     "base": {"cpu": {"stage1_train": {**TOY, "data_dir": str(tmp_path/"data")}}}}))
+        return p
+    return make
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "anitalker.cli", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=900)
+
+def test_local_grid_records_a_failure_and_skips_what_is_done(grid, tmp_path):
+    g = grid({"d6": {"motion_dim": 6}, "broken": {"motion_dim": 0}})          # motion_dim 0: the config refuses it
+    r = cli("ablate", g, "--out", tmp_path/"abl", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "1 run(s) failed" in r.stderr and "broken" in r.stderr
+    ok, bad = tmp_path/"abl/toy/d6/seed0", tmp_path/"abl/toy/broken/seed0"
+    m = json.loads((ok/"stage1"/"metrics.json").read_text())
+    assert m["steps"] == 2 and m["config"]["motion_dim"] == 6 and (ok/"stage1"/"stage1_train.ipynb").exists()
+    assert json.loads((ok/"done.json").read_text())["status"] == "done"
+    assert "motion_dim must be >= 1" in json.loads((bad/"failed.json").read_text())["error"]
+    assert "1 done, 1 failed" in r.stdout
+    stamp = (ok/"done.json").stat().st_mtime_ns
+    r2 = cli("ablate", g, "--out", tmp_path/"abl", cwd=tmp_path)                   # again: only the failed cell runs
+    assert r2.returncode == 1 and "2 run(s) (1 finished before), 1 to run" in r2.stdout
+    assert (ok/"done.json").stat().st_mtime_ns == stamp
+
+def test_a_stopped_grid_resumes(grid, tmp_path):
+    g = grid({"d6": {"motion_dim": 6}}, seeds=(0, 1))
+    p = subprocess.Popen([sys.executable, "-m", "anitalker.cli", "ablate", str(g), "--out", str(tmp_path/"abl")],
+                         cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=(tmp_path/"err.txt").open("w"), text=True)
+    wait_for_output(p, r"d6 seed 1: stage1_train", timeout=600, stream="stdout")   # seed 0 finished, seed 1 started
+    p.send_signal(signal.SIGTERM); assert p.wait(timeout=120) == 143
+    runs = expand_grid(load_grid(g), out=tmp_path/"abl")
+    assert [cell_status(r) for r in runs] == ["done", "partial"]
+    r = cli("ablate", g, "--out", tmp_path/"abl", cwd=tmp_path)
+    assert r.returncode == 0 and "2 run(s) (1 finished before), 1 to run" in r.stdout, r.stderr[-3000:]
+    assert [cell_status(r) for r in runs] == ["done", "done"]
+
+def test_slurm_path_on_submitits_local_executor(grid, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    g = grid({"d6": {"motion_dim": 6}})
+    res = ablate(g, launcher="submitit-local", out=tmp_path/"abl", log=lambda s: None)
+    assert res["failed"] == [] and (tmp_path/"abl/toy/.submitit").is_dir()
+    assert json.loads((tmp_path/"abl/toy/d6/seed0/stage1/metrics.json").read_text())["steps"] == 2
