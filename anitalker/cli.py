@@ -197,15 +197,18 @@ def _ablate_args(p):
     p.add_argument("--slurm-partition", default=None); p.add_argument("--time", type=_positive_int, default=60,
                                                                       help="minutes per Slurm job (default 60)")
     p.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per Slurm job (default 0)")
+    p.add_argument("--no-summary", action="store_true", help="skip summary.ipynb (the tables) at the end")
+    p.add_argument("--no-images", action="store_true", help="summary without the cross-reenactment picture grid")
 
 @command("ablate", "run an ablation grid (one papermill run per cell and seed) here or on Slurm; finished runs are "
          "skipped, interrupted ones resume", _ablate_args)
 def _ablate(args):
     from anitalker.jobs.ablate import ablate
     r = ablate(args.grid, args.seeds, args.launcher, args.jobs, args.set, args.preset, args.out, args.slurm_partition,
-               args.gpus_per_task, args.time)
+               args.gpus_per_task, args.time, not args.no_summary, not args.no_images)
     if r["failed"]:
-        names = ", ".join(str(Path(d).relative_to(r["dir"])) for d in r["failed"])
+        names = ", ".join(str(Path(d).relative_to(r["dir"])) if Path(d).is_relative_to(r["dir"]) else d
+                          for d in r["failed"])
         print(f"error: {len(r['failed'])} run(s) failed or did not finish: {names} (their failed.json says why)",
               file=sys.stderr)
     return 1 if r["failed"] else 0

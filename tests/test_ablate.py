@@ -16,6 +16,7 @@ def grid(tmp_path):
     def make(cells:dict, seeds=(0,)):
         p = tmp_path/"toy.yaml"
         p.write_text(yaml.safe_dump({"experiments": ["stage1_train"], "seeds": list(seeds), "cells": cells,
+                                     "metrics": {"PSNR": "self_reenactment.psnr", "leakage": "-leakage.accuracy"},
                                      "base": {"cpu": {"stage1_train": {**TOY, "data_dir": str(tmp_path/"data")}}}}))
         return p
     return make
@@ -35,6 +36,10 @@ def test_local_grid_records_a_failure_and_skips_what_is_done(grid, tmp_path):
     assert json.loads((ok/"done.json").read_text())["status"] == "done"
     assert "motion_dim must be >= 1" in json.loads((bad/"failed.json").read_text())["error"]
     assert "1 done, 1 failed" in r.stdout
+    gd = tmp_path/"abl/toy"                                                        # the summary of what finished
+    md = (gd/"summary.md").read_text(); psnr = m["self_reenactment"]["psnr"]
+    assert f"| d6 | 0 | {psnr:.4g} |" in md and "| broken | – | absent |" in md
+    assert "data:image/png" in (gd/"summary.html").read_text() and (gd/"summary_cross.png").exists()
     stamp = (ok/"done.json").stat().st_mtime_ns
     r2 = cli("ablate", g, "--out", tmp_path/"abl", cwd=tmp_path)                   # again: only the failed cell runs
     assert r2.returncode == 1 and "2 run(s) (1 finished before), 1 to run" in r2.stdout
