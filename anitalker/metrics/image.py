@@ -10,7 +10,7 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from ..core import exists, load_checkpoint
 
 # %% auto #0
-__all__ = ['LPIPSMetric', 'identity_leakage_probe']
+__all__ = ['LPIPSMetric', 'dlib_model_dir', 'FaceEmbedder', 'csim', 'identity_leakage_probe']
 
 # %% ../../nbs/50_metrics.image.ipynb #31fc3674
 from ..nn.image import psnr, ssim, gaussian_window   # re-exported: the metrics' home
@@ -23,6 +23,42 @@ class LPIPSMetric(LPIPSLoss):
     def forward(self, a, b):
         with torch.set_grad_enabled(torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
             return super().forward(a, b)
+
+# %% ../../nbs/50_metrics.image.ipynb #c51m0002
+def dlib_model_dir() -> Path:
+    "The models folder of the face-recognition-models package (found, not imported: its __init__ needs setuptools)."
+    import importlib.util
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None: raise FileNotFoundError("CSIM needs the face-recognition-models package (pip install "
+                                             "face-recognition-models dlib-bin; `make setup` installs both)")
+    return Path(spec.submodule_search_locations[0])/"models"
+
+class FaceEmbedder:
+    "dlib's face-recognition ResNet: a 128-d identity descriptor per face crop (uint8 (N,H,W,3) or [-1,1] tensors)."
+    FILES = ("dlib_face_recognition_resnet_model_v1.dat", "shape_predictor_5_face_landmarks.dat")
+    def __init__(self, model_dir=None):
+        import dlib
+        d = Path(model_dir) if model_dir is not None else dlib_model_dir()
+        for f in self.FILES:
+            if not (d/f).is_file(): raise FileNotFoundError(f"dlib model {str(d/f)!r} does not exist")
+        self.rec = dlib.face_recognition_model_v1(str(d/self.FILES[0]))
+        self.landmarks = dlib.shape_predictor(str(d/self.FILES[1]))
+
+    def __call__(self, faces) -> np.ndarray: # (N,128)
+        import dlib
+        if torch.is_tensor(faces):
+            faces = ((faces.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        out = []
+        for f in np.ascontiguousarray(faces, dtype=np.uint8):
+            box = dlib.rectangle(0, 0, f.shape[1] - 1, f.shape[0] - 1)                  # the crop is the face box
+            chip = dlib.get_face_chip(f, self.landmarks(f, box), size=150, padding=0.25)
+            out.append(np.asarray(self.rec.compute_face_descriptor(chip)))
+        return np.stack(out).astype(np.float32)
+
+def csim(emb:FaceEmbedder, a, b) -> np.ndarray: # (N,)
+    "Cosine similarity of the identity descriptors of paired faces a[i], b[i]."
+    x, y = emb(a), emb(b)
+    return (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12)
 
 # %% ../../nbs/50_metrics.image.ipynb #26971dda
 def identity_leakage_probe(
