@@ -194,10 +194,11 @@ def _check_image(p:Path):
     except Exception as e:
         raise ImageError(f"image {str(p)!r} cannot be read ({type(e).__name__}); expected a PNG/JPEG/... still image")
 
-def load_portrait(image, size:int, crop:str):
-    "(photo, face crop (S,S,3), crop box) of a path or an (H,W,3) uint8 RGB array."
+def load_portrait(image, size:int, crop:str, name:str|None=None):
+    "(photo, face crop (S,S,3), crop box) of a path, image bytes (an upload, called `name`) or an (H,W,3) uint8 array."
+    if isinstance(image, (bytes, bytearray)): photo = load_image(image, name)         # errors name the upload
+    else: photo = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     name = repr(str(image)) if isinstance(image, (str, Path)) else "the image"
-    photo = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
         raise ImageError(f"{name} must be (H,W,3) uint8 RGB, got {photo.dtype} {photo.shape}")
     face, box = portrait_crop(photo, size, crop, name=name)

@@ -12,7 +12,6 @@ from fastcore.basics import patch
 from ..core import CheckpointError, SR
 from ..data.media import MediaError, read_audio, write_wav
 from ..data.datasets import list_clips
-from ..infer.crop import load_image
 from ..infer.pipeline import TalkingHeadPipeline, generate, load_speech, load_portrait, n_frames_of
 from ..infer.pipeline import _speech_frames
 from ..stage2.generator import VARIANTS
@@ -162,8 +161,7 @@ def _run_widgets(self:ControlDemo, W, steps:int, seeds):
 # %% ../../nbs/62_widgets.control.ipynb #d25e0c52
 @patch
 def _set_portrait(self:ControlDemo, portrait, name:str|None=None):
-    img = load_image(portrait, name) if isinstance(portrait, (bytes, bytearray)) else portrait     # an upload
-    self.photo, self.face, _ = load_portrait(img, self.th.ae.cfg.size, self.crop)                  # as `generate`
+    self.photo, self.face, _ = load_portrait(portrait, self.th.ae.cfg.size, self.crop, name)       # as `generate`
     self.picture.value = png_bytes(self.face, max(1, 192 // len(self.face)))
 
 @patch

@@ -12,7 +12,6 @@ from fastcore.basics import patch
 from torchvision.utils import flow_to_image
 from ..stage1.model import MotionAutoencoder, render_context
 from ..data.datasets import to_tensor
-from ..infer.crop import load_image
 from ..infer.pipeline import load_portrait, _frames_u8
 
 # %% auto #0
@@ -77,9 +76,9 @@ def direction_factors(codes:list, # `metrics.stage1.clip_motion_codes` output (w
 class MotionProbe:
     "An encoded portrait, and what a motion code α makes of it: the frame, and one level's flow and mask."
     def __init__(self, ae:MotionAutoencoder, portrait, # a path or (H,W,3) uint8 RGB
-                 crop:str="auto", dtype:str="float32"):
+                 crop:str="auto", dtype:str="float32", name:str|None=None): # name: of an upload's bytes
         self.ae, self.dtype = ae.eval(), dtype
-        self.photo, self.face, self.box = load_portrait(portrait, ae.cfg.size, crop)
+        self.photo, self.face, self.box = load_portrait(portrait, ae.cfg.size, crop, name)
         with torch.inference_mode(): self.src = ae.encode(to_tensor(self.face)[None])
         self.alpha0 = self.src["alpha"][0].float().numpy()             # the portrait's own α
         self.levels = len(ae.dec.to_flows)
@@ -199,8 +198,7 @@ def from_model(cls:MotionExplorer,
 def load(self:MotionExplorer, portrait, name:str|None=None) -> bool:
     "Show another portrait (a path, an array, or image bytes); a bad one leaves the old and says why in `status`."
     try:
-        img = load_image(portrait, name) if isinstance(portrait, (bytes, bytearray)) else portrait   # as a file
-        probe = MotionProbe(self.probe.ae, img, self.crop)
+        probe = MotionProbe(self.probe.ae, portrait, self.crop, name=name)
     except (ValueError, OSError) as e: self.status.value = error_html(e, name); return False   # says which upload
     self.probe, self.ranges = probe, _ranges(self.alphas, probe.alpha0)
     self._hold = True
