@@ -186,7 +186,7 @@ def _seed_list(s):
 
 def _ablate_args(p):
     from anitalker.jobs.ablate import LAUNCHERS
-    p.add_argument("grid", help="grid name (table4, fig4, hal) or a grid YAML file")
+    p.add_argument("grid", help="grid name (table4, fig4, hal, adapter, audio) or a grid YAML file")
     p.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (default: the grid's)")
     p.add_argument("--launcher", choices=LAUNCHERS, default="local",
                    help="local (here), slurm (submitit job array) or submitit-local (the Slurm path, run here)")
@@ -197,6 +197,8 @@ def _ablate_args(p):
     p.add_argument("--slurm-partition", default=None); p.add_argument("--time", type=_positive_int, default=60,
                                                                       help="minutes per Slurm job (default 60)")
     p.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per Slurm job (default 0)")
+    p.add_argument("--processes", type=_positive_int, default=None,
+                   help="training processes per run, through accelerate launch (default: --gpus-per-task, or 1)")
     p.add_argument("--no-summary", action="store_true", help="skip summary.ipynb (the tables) at the end")
     p.add_argument("--no-images", action="store_true", help="summary without the cross-reenactment picture grid")
 
@@ -205,7 +207,7 @@ def _ablate_args(p):
 def _ablate(args):
     from anitalker.jobs.ablate import ablate
     r = ablate(args.grid, args.seeds, args.launcher, args.jobs, args.set, args.preset, args.out, args.slurm_partition,
-               args.gpus_per_task, args.time, not args.no_summary, not args.no_images)
+               args.gpus_per_task, args.time, args.processes, not args.no_summary, not args.no_images)
     if r["failed"]:
         names = ", ".join(str(Path(d).relative_to(r["dir"])) if Path(d).is_relative_to(r["dir"]) else d
                           for d in r["failed"])

@@ -14,7 +14,7 @@ from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video,
 from ..data.datasets import to_tensor
 from ..audio.features import mfcc_for_video
 from ..stage1.model import MotionAutoencoder, render_context
-from ..stage2.generator import MotionGenerator, MotionNorm, VARIANTS
+from ..stage2.generator import MotionGenerator, MotionNorm, ALL_VARIANTS
 from ..stage2.sampling import sample_motion
 from .loading import load_run, load_official, load_stage1_any
 from .crop import load_image, portrait_crop, paste_back as paste_frames, ImageError
@@ -98,7 +98,7 @@ def parse_controls(n_frames:int, # T
                    scale:float|None=None, # face scale in [0,1]
                   ) -> dict: # {attr: (T,k) float32} in the generator's units
     "Checked, normalised controls for `sample_motion`; errors name the control and the valid range."
-    attrs, out = VARIANTS[variant][1], {}
+    attrs, out = ALL_VARIANTS[variant][1], {}
     given = {k: v for k, v in (("pose", pose), ("location", location), ("scale", scale)) if v is not None}
     for k in given:
         if k not in attrs:

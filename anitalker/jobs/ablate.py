@@ -12,14 +12,14 @@ from ..core import atomic_open, default
 from .runner import EXPERIMENTS_DIR, read_params, run_experiment
 
 # %% auto #0
-__all__ = ['GRIDS_DIR', 'STAGES', 'LAUNCHERS', 'load_grid', 'cell_name', 'expand_grid', 'cell_status', 'run_cell',
+__all__ = ['GRIDS_DIR', 'STAGES', 'LAUNCHERS', 'load_grid', 'cell_name', 'expand_grid', 'not_run', 'cell_status', 'run_cell',
            'progress_table', 'launch_local', 'launch_submitit', 'ablate', 'collect', 'cell_table', 'verdicts',
            'summary_markdown', 'write_summary', 'cross_images', 'identity_scores', 'run_summary']
 
 # %% ../../nbs/74_jobs.ablate.ipynb #1421f842
 GRIDS_DIR = EXPERIMENTS_DIR/"params"/"ablations"
 STAGES = ("stage1_train", "stage2_train")          # what a cell can run, in this order
-_KEYS = {"name", "doc", "experiments", "base", "axes", "cells", "seeds", "metrics", "paper", "findings"}
+_KEYS = {"name", "doc", "experiments", "base", "axes", "cells", "requires", "seeds", "metrics", "paper", "findings"}
 
 def load_grid(grid) -> dict:
     "A grid: a YAML file, or the name of one in `params/ablations/` (table4, fig4, hal, adapter, audio)."
@@ -44,21 +44,32 @@ def cell_name(values:dict) -> str:
     "A folder name for axis values: {'projector': 'fc', 'motion_dim': 10} -> 'projector-fc_motion_dim-10'."
     return "_".join(f"{k.replace('.', '-')}-{v}" for k, v in values.items())
 
+def _split(k:str) -> tuple[str, str]:
+    "'stage2.steps' -> ('stage2_train', 'steps'); any other key -> ('stage1_train', key)."
+    return ("stage2_train", k.split(".", 1)[1]) if k.startswith("stage2.") else ("stage1_train", k)
+
 def _route(values:dict, experiments:list) -> dict:
     "Cell values per experiment: 'stage2.k' keys go to stage2_train, every other key to stage1_train."
     out = {e: {} for e in experiments}
     for k, v in values.items():
-        e, key = ("stage2_train", k.split(".", 1)[1]) if k.startswith("stage2.") else ("stage1_train", k)
+        e, key = _split(k)
         if e not in out: raise ValueError(f"cell value {k!r} is for {e}, which this grid does not run")
         out[e][key] = v
     return out
 
+def _unmet(g:dict, cell:str, params:dict) -> dict:
+    "The keys a cell `requires` ({key: what it is}) that no base, cell value or --set gives."
+    need = (g.get("requires") or {}).get(cell) or {}
+    return {k: why for k, why in need.items() if _split(k)[1] not in params.get(_split(k)[0], {}).get("sets", {})}
+
+# %% ../../nbs/74_jobs.ablate.ipynb #8bd7a836
 def expand_grid(g:dict, # `load_grid`
                 seeds=None, # default: the grid's seeds
                 sets=(), # ['KEY=VALUE', ...] over every cell ('stage2.KEY=…' for stage 2)
                 preset:str="cpu", # which base: 'cpu' (built-in data) or 'gpu' (the paper's data and sizes)
                 out="runs/ablations") -> list[dict]:
-    "One run per cell and seed: {'grid', 'cell', 'seed', 'values', 'experiments', 'params' (per experiment), 'dir'}."
+    """One run per cell and seed: {'grid', 'cell', 'seed', 'values', 'experiments', 'params' (per experiment), 'dir'};
+    a cell missing a key it `requires` is left out (`not_run` says why)."""
     if preset not in g["base"]:
         raise ValueError(f"grid {g['name']!r} has no {preset!r} preset; it has {sorted(g['base'])}")
     combos = [dict(zip(g["axes"], vs)) for vs in itertools.product(*g["axes"].values())] if "axes" in g else []
@@ -69,10 +80,17 @@ def expand_grid(g:dict, # `load_grid`
         for e in g["experiments"]:
             base = dict(g["base"][preset].get(e, {}))
             params[e] = {"preset": base.pop("params", None), "sets": {**base, **per[e], **extra[e], "seed": int(seed)}}
+        if _unmet(g, name, params): continue
         runs.append({"grid": g["name"], "cell": name, "seed": int(seed), "values": values or {},
                      "experiments": list(g["experiments"]), "params": params,
                      "dir": str(Path(out)/g["name"]/name/f"seed{seed}")})
     return runs
+
+def not_run(g:dict, sets=(), preset:str="cpu") -> dict:
+    "The cells `expand_grid` leaves out, and why: {cell: 'needs KEY=<what it is>'}."
+    runs = expand_grid({**g, "requires": {}}, [0], sets, preset, "x")
+    miss = {r["cell"]: _unmet(g, r["cell"], r["params"]) for r in runs}
+    return {c: "needs " + ", ".join(f"{k}=<{why}>" for k, why in u.items()) for c, u in miss.items() if u}
 
 # %% ../../nbs/74_jobs.ablate.ipynb #7b0ea402
 def _write_json(path:Path, d:dict):
@@ -163,16 +181,22 @@ def ablate(grid, # a grid name (`params/ablations/NAME.yaml`) or a YAML file
            seeds=None, launcher:str="local", # 'local', 'slurm' (submitit), or 'submitit-local' (its local executor)
            jobs:int=1, sets=(), preset:str="cpu", out="runs/ablations",
            partition:str|None=None, gpus_per_task:int=0, time_min:int=60, # Slurm
+           processes:int|None=None, # training processes per run (accelerate launch); default: gpus_per_task or 1
            summary:bool=True, images:bool=True, # run `summary.ipynb` at the end (with the picture grid)
            log=print) -> dict:
     """Run every cell × seed of a grid into OUT/<grid>/<cell>/seed<k>/: finished ones are skipped, interrupted ones
-    resume, a failure is recorded and the others go on. {'dir', 'runs', 'results', 'failed'}."""
+    resume, a failure is recorded and the others go on. {'dir', 'runs', 'results', 'failed', 'not_run'}."""
     from anitalker.core import check_output_dir
     if launcher not in LAUNCHERS: raise ValueError(f"launcher must be one of {list(LAUNCHERS)}, got {launcher!r}")
     if int(jobs) < 1: raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    g = load_grid(grid); runs = expand_grid(g, seeds, sets, preset, out)
+    n = int(default(processes, max(1, int(gpus_per_task))))
+    if n < 1: raise ValueError(f"processes must be a positive integer, got {processes!r}")
+    g = load_grid(grid); sets = list(sets)
+    if n > 1: sets += [("stage2." if e == "stage2_train" else "") + f"num_processes={n}" for e in g["experiments"]]
+    runs, skip = expand_grid(g, seeds, sets, preset, out), not_run(g, sets, preset)
     d = check_output_dir(Path(out)/g["name"], parents=True); d.mkdir(parents=True, exist_ok=True)
-    _write_json(d/"grid.json", {**g, "preset": preset, "runs": runs})
+    _write_json(d/"grid.json", {**g, "preset": preset, "runs": runs, "not_run": skip})
+    for c, why in skip.items(): log(f"{g['name']}: cell {c} not run: it {why}")
     todo = [r for r in runs if cell_status(r) != "done"]
     log(f"{g['name']}: {len(runs)} run(s) ({len(runs) - len(todo)} finished before), {len(todo)} to run ({launcher})")
     if launcher == "local": res = launch_local(todo, int(jobs), log)
@@ -184,7 +208,7 @@ def ablate(grid, # a grid name (`params/ablations/NAME.yaml`) or a YAML file
         try: log(f"summary: {run_summary(d, images)}")
         except Exception as e:
             log(f"summary failed ({type(e).__name__}: {getattr(e, 'evalue', e)})"); failed.append("summary")
-    return {"dir": str(d), "runs": runs, "results": res, "failed": failed}
+    return {"dir": str(d), "runs": runs, "results": res, "failed": failed, "not_run": skip}
 
 # %% ../../nbs/74_jobs.ablate.ipynb #cb50ce19
 def _get(d, path:str):
@@ -234,6 +258,8 @@ def verdicts(c:dict, alpha:float=0.05) -> list[dict]:
         v = {k: np.array([sign * r["metrics"][f["metric"]] for r in c["rows"] if r["cell"] == f[k]
                           and r["metrics"][f["metric"]] is not None], float) for k in ("better", "worse")}
         res = {**f, "n": [len(v["better"]), len(v["worse"])], "test": "Welch t-test, one-sided"}
+        skipped = [f[k] for k in ("better", "worse") if f[k] in (g.get("not_run") or {})]
+        if skipped: out.append({**res, "verdict": f"not run: {skipped[0]} {g['not_run'][skipped[0]]}"}); continue
         if min(map(len, v.values())) < 2:
             why = "absent: no run has this metric" if not any(map(len, v.values())) else "not enough seeds (2 per cell)"
             out.append({**res, "verdict": why}); continue
@@ -259,6 +285,8 @@ def summary_markdown(c:dict, tab:list, ver:list) -> str:
         lines.append(f"| {t['cell']} | {','.join(map(str, t['seeds'])) or '–'} | "
                      + " | ".join([_pm(t["metrics"][k]) for k in cols] + [str(t["paper"].get(k, "")) for k in pcols])
                      + " |")
+    if g.get("not_run"):
+        lines += ["", "Not run: " + "; ".join(f"`{c}` ({why})" for c, why in g["not_run"].items()) + "."]
     if ver:
         lines += ["", "## The paper's findings at this scale", "",
                   "| finding | metric | better − worse | p (same) | p (opposite) | same direction as the paper? |",

@@ -10,7 +10,7 @@ import anitalker
 from ..core import make_run_dir, env_info, check_input, check_output_dir
 
 # %% auto #0
-__all__ = ['EXPERIMENTS_DIR', 'read_params', 'route_parameters', 'run_experiment']
+__all__ = ['EXPERIMENTS_DIR', 'read_params', 'route_parameters', 'run_experiment', 'training_command', 'launch_training']
 
 # %% ../../nbs/71_jobs.runner.ipynb #b7c2070f
 def read_params(path=None, # YAML file of flat parameters, or None
@@ -82,3 +82,34 @@ def run_experiment(name:str, params=None, sets=(), # ['KEY=VALUE', ...] or a dic
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )  # no 'kernel over TCP without encryption' warning per run
     return out
+
+# %% ../../nbs/71_jobs.runner.ipynb #a1c0ffe2
+def training_command(stage:str, # 'stage1' or 'stage2'
+                     out, params_file, num_processes:int) -> tuple[list, dict]:
+    "The `accelerate launch` command line and environment that train `stage` into `out` in `num_processes` processes."
+    import os, sys, torch
+    if stage not in ("stage1", "stage2"): raise ValueError(f"stage must be 'stage1' or 'stage2', got {stage!r}")
+    n = int(num_processes)
+    if n < 2: raise ValueError(f"num_processes must be >= 2 for a multi-process run, got {num_processes!r}")
+    gpu = torch.cuda.is_available()
+    if gpu and torch.cuda.device_count() < n:
+        raise ValueError(f"num_processes={n} but this machine has {torch.cuda.device_count()} GPU(s)")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", f"--num_processes={n}",
+           "--num_machines=1", "--main_process_port=0", "--dynamo_backend=no", "-m", "anitalker.cli", "train", stage,
+           str(out), "--params", str(params_file), "--no-progress"]
+    return cmd, {**os.environ, **({} if gpu else {"ACCELERATE_USE_CPU": "true"})}
+
+def launch_training(stage:str, out, config:dict, # the run's flat config (`to_flat()`), the same in every process
+                    num_processes:int) -> Path:
+    """Train `stage` into `out` in `num_processes` processes (`training_command`); RuntimeError with the processes'
+    own error if they fail."""
+    import subprocess, tempfile, yaml
+    with tempfile.TemporaryDirectory() as td:                 # not in `out`: train refuses an input inside its output
+        pf = Path(td)/"train_params.yaml"; pf.write_text(yaml.safe_dump(dict(config)))
+        cmd, env = training_command(stage, out, pf, num_processes)
+        r = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    if r.returncode:
+        errs = [l for l in r.stderr.splitlines() if "error:" in l and "Warning" not in l]
+        raise RuntimeError(f"{stage} training in {num_processes} processes failed (exit {r.returncode}): "
+                           + (errs[0] if errs else r.stderr.strip()[-1500:]))
+    return Path(out)

@@ -13,8 +13,9 @@ from ..nn.conformer import Conformer
 from .adapter import VarianceAdapter, ATTR_DIMS, OFFICIAL_NAMES
 
 # %% auto #0
-__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'PREDICTIONS', 'PRESETS', 'Stage2Config', 'MotionGenerator', 'MotionNorm', 'Stage2Net',
-           'generator_of', 'load_stage2', 'guess_variant', 'random_official_stage2']
+__all__ = ['VARIANTS', 'OFFICIAL_FILES', 'KIT_VARIANTS', 'ALL_VARIANTS', 'PREDICTIONS', 'PRESETS', 'Stage2Config',
+           'MotionGenerator', 'MotionNorm', 'Stage2Net', 'generator_of', 'load_stage2', 'guess_variant',
+           'random_official_stage2']
 
 # %% ../../nbs/32_stage2.generator.ipynb #0a453a8e
 VARIANTS = {  # name -> (audio front-end, variance-adapter attributes)
@@ -28,9 +29,11 @@ OFFICIAL_FILES = {
     "hubert_pose_only": "stage2_pose_only_hubert.ckpt",
     "hubert_full_control": "stage2_full_control_hubert.ckpt",
 }  # names on HF taocode/anitalker_ckpts
+KIT_VARIANTS = {"mfcc_audio_only": ("mfcc", ())}   # the kit's own: no official file
+ALL_VARIANTS = {**VARIANTS, **KIT_VARIANTS}
 
 def _check_variant(v):
-    if v not in VARIANTS: raise ValueError(f"variant must be one of {list(VARIANTS)}, got {v!r}")
+    if v not in ALL_VARIANTS: raise ValueError(f"variant must be one of {list(ALL_VARIANTS)}, got {v!r}")
     return v
 
 # %% ../../nbs/32_stage2.generator.ipynb #13cf98ba
@@ -64,8 +67,8 @@ class Stage2Config(Config):
         if self.d_model != self.d_audio + 4 * self.cond_dim:
             raise ValueError(f"d_model must equal d_audio + 4*cond_dim = {self.d_audio + 4 * self.cond_dim}, "
                              f"got {self.d_model}")
-    front = property(lambda self: VARIANTS[self.variant][0], doc="'mfcc' or 'hubert'")
-    attrs = property(lambda self: VARIANTS[self.variant][1], doc="attributes of the variance adapter")
+    front = property(lambda self: ALL_VARIANTS[self.variant][0], doc="'mfcc' or 'hubert'")
+    attrs = property(lambda self: ALL_VARIANTS[self.variant][1], doc="attributes of the variance adapter")
     rate = property(lambda self: 4 if self.front == "mfcc" else 2, doc="audio frames per 25-fps video frame")
 
 # %% ../../nbs/32_stage2.generator.ipynb #07ad0d46
@@ -264,9 +267,10 @@ class Stage2Net(nn.Module):
         return eps, cond.get("predictions", {})
 
 def generator_of(train:dict) -> MotionGenerator:
-    "The MotionGenerator a stage-2 training config (as a dict) builds: its preset, variant and prediction."
+    "The MotionGenerator a stage-2 training config (as a dict) builds: preset, variant, prediction (and audio sizes)."
+    sizes = {k: int(train[k]) for k in ("audio_dim", "n_hubert_layers") if train.get(k) is not None}
     return MotionGenerator.from_preset(train.get("preset", "tiny"), variant=train.get("variant", "mfcc_full_control"),
-                                       prediction=train.get("prediction", "epsilon"))
+                                       prediction=train.get("prediction", "epsilon"), **sizes)
 
 def load_stage2(path, # a kit stage-2 run folder, its ckpt/last.pt, or that file already loaded (a dict)
                 ema:bool=True, map_location="cpu") -> Stage2Net:

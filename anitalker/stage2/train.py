@@ -15,6 +15,7 @@ from ..engine.trainer import TrainConfig, Trainer, check_resume
 from ..data.datasets import Stage2WindowDataset, latent_path, list_clips
 from ..data.datasets import split_speakers
 from .generator import MotionGenerator, PREDICTIONS, MotionNorm, Stage2Net, generator_of, load_stage2
+from .generator import ALL_VARIANTS, _check_variant
 from .schedulers import DDPMScheduler
 from .sampling import sample_motion, epsilon_of, diffusion_target
 from .objective import LOSS_WEIGHTS, diffusion_weights, stage2_step
@@ -28,7 +29,10 @@ __all__ = ['Stage2Model', 'Stage2Loss', 'Stage2Optim', 'Stage2Data', 'Stage2Trai
 class Stage2Model(Config):
     "What is built and what it models: the generator, its output, and how α becomes its x_0."
     preset: str = "tiny"               # generator preset: 'tiny' (CPU) or 'paper' (official sizes)
-    variant: str = "mfcc_full_control" # one of the five official variants
+    variant: str = "mfcc_full_control" # one of the five official variants (or the kit's mfcc_audio_only)
+    adapter: bool = True               # False: the variant's front-end without a variance adapter (its *_audio_only)
+    audio_dim: int|None = None         # feature width and HuBERT hidden states the front-end takes (None: the
+    n_hubert_layers: int|None = None   # preset's; a tiny generator on HuBERT-large features: 1024 and 25)
     prediction: str = "epsilon"        # the network predicts 'epsilon' (official), the 'sample' x₀ or 'v'
     # x_0 is α itself ('absolute', official) or α − α_start ('relative': the motion from the start frame; α's
     # per-person part leaves x_0, see 'Relative motion' below)
@@ -38,6 +42,7 @@ class Stage2Model(Config):
     t_init_scale: float = 1e-3         # t_encoder weights × this and bias 0 at init (1 = PyTorch's default)
     sample_steps: int = 50             # DDIM steps of the training sample plot
     def __post_init__(self):
+        if not self.adapter: self.variant = f"{ALL_VARIANTS[_check_variant(self.variant)][0]}_audio_only"
         if self.preset not in ("tiny", "paper"):
             raise ValueError(f"preset must be 'tiny' or 'paper', got {self.preset!r}")
         if self.target not in ("absolute", "relative"):

@@ -14,7 +14,7 @@ from ..data.media import MediaError, read_audio, write_wav
 from ..data.datasets import list_clips
 from ..infer.pipeline import TalkingHeadPipeline, generate, load_speech, load_portrait, n_frames_of
 from ..infer.pipeline import _speech_frames
-from ..stage2.generator import VARIANTS
+from ..stage2.generator import ALL_VARIANTS
 from .explorer import png_bytes, error_html
 
 # %% auto #0
@@ -89,7 +89,7 @@ class ControlDemo:
         self._set_portrait(portrait)                                          # a bad first portrait raises
         self.clips = [c for c in list_clips(data_dir) if c.meta["has_audio"]] if data_dir is not None else []
         self._audio_widgets(W); self._control_widgets(W, pose_range); self._run_widgets(W, steps, seeds)
-        takes = VARIANTS[th.variant][1]
+        takes = ALL_VARIANTS[th.variant][1]
         self.loaded = (f"loaded {th.label} ({th.variant}: " + (f"controls {', '.join(takes)}" if takes else
                        "no controls, everything from the audio") + f"); videos go to {self.workdir}")
         self.status.value = self.loaded
@@ -128,7 +128,7 @@ def _audio_widgets(self:ControlDemo, W):
 @patch
 def _control_widgets(self:ControlDemo, W, pose_range:float):
     "Yaw, pitch, roll (degrees), location and scale sliders, in three groups with a 'from audio' / 'constant' toggle."
-    r, takes = float(min(abs(pose_range), 90)), VARIANTS[self.th.variant][1]
+    r, takes = float(min(abs(pose_range), 90)), ALL_VARIANTS[self.th.variant][1]
     self.sliders = {k: W.FloatSlider(0.0, min=-r, max=r, step=0.5, description=k, continuous_update=False)
                     for k in ("yaw", "pitch", "roll")}
     self.sliders.update({k: W.FloatSlider(0.5, min=0, max=1, step=0.01, description=k, continuous_update=False)
