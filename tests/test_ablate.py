@@ -97,3 +97,4 @@ def test_stage2_grid_adapter_on_and_off(tmp_path):
     md = (tmp_path/"abl/adapter/summary.md").read_text()
     for c in m: assert f"| {c} | 0 | {m[c]['eval']['pose_r']:.4g} | {m[c]['eval']['mouth_r']:.4g} |" in md, md
     assert "not enough seeds" in md                                 # one seed: no verdict claimed
+    assert (tmp_path/"abl/adapter/summary_stage2.png").stat().st_size > 10_000      # each cell's mouth / pose figure
