@@ -192,7 +192,8 @@ def ablate(grid, # a grid name (`params/ablations/NAME.yaml`) or a YAML file
     n = int(default(processes, max(1, int(gpus_per_task))))
     if n < 1: raise ValueError(f"processes must be a positive integer, got {processes!r}")
     g = load_grid(grid); sets = list(sets)
-    if n > 1: sets += [("stage2." if e == "stage2_train" else "") + f"num_processes={n}" for e in g["experiments"]]
+    if processes is not None or int(gpus_per_task) > 0:             # else the preset's own num_processes
+        sets += [("stage2." if e == "stage2_train" else "") + f"num_processes={n}" for e in g["experiments"]]
     runs, skip = expand_grid(g, seeds, sets, preset, out), not_run(g, sets, preset)
     d = check_output_dir(Path(out)/g["name"], parents=True); d.mkdir(parents=True, exist_ok=True)
     _write_json(d/"grid.json", {**g, "preset": preset, "runs": runs, "not_run": skip})
