@@ -12,8 +12,9 @@ from .metrics.image import psnr
 from .stage1.model import load_stage1
 
 # %% auto #0
-__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'bench_stage2', 'random_hubert', 'e2e_once', 'bench_e2e',
-           'bf16_hardware', 'bench_stage1_train', 'bench_widgets', 'run_bench', 'format_report']
+__all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'ConvRecorder', 'replay_fn', 'conv_limit', 'bench_stage2',
+           'random_hubert', 'e2e_once', 'bench_e2e', 'bf16_hardware', 'bench_stage1_train', 'bench_widgets',
+           'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -75,6 +76,46 @@ def bench_stage1(preset:str="paper", batches=(1, 8), dtypes=("float32", "bfloat1
                     }
                 )
     return rows
+
+# %% ../nbs/70_bench.ipynb #cv1m0002
+from torch.utils._python_dispatch import TorchDispatchMode
+
+class ConvRecorder(TorchDispatchMode):
+    "Records every convolution op run under it: (op, [('T', shape, dtype, channels_last) or ('V', value)], kwargs)."
+    def __init__(self): super().__init__(); self.calls = []
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if "conv" in func.__name__:
+            cl = lambda a: a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last)
+            self.calls.append((func, [("T", tuple(a.shape), a.dtype, cl(a)) if torch.is_tensor(a) else ("V", a)
+                                      for a in args], kwargs))
+        return func(*args, **kwargs)
+
+def replay_fn(calls:list, seed:int=0):
+    "A function that runs the recorded calls again on random tensors (one per shape, dtype and layout, made once)."
+    g, made, cache = torch.Generator().manual_seed(seed), [], {}
+    def tensor(shape, dtype, cl):
+        if (shape, dtype, cl) not in cache:
+            t = torch.randn(shape, generator=g).to(dtype)
+            cache[shape, dtype, cl] = t.contiguous(memory_format=torch.channels_last) if cl else t
+        return cache[shape, dtype, cl]
+    for func, spec, kw in calls:
+        made.append((func, [tensor(*s[1:]) if s[0] == "T" else s[1] for s in spec], kw))
+    return lambda: [f(*a, **k) for f, a, k in made]
+
+# %% ../nbs/70_bench.ipynb #cv1m0004
+def conv_limit(model:MotionAutoencoder, batch:int=8, dtype:str="bfloat16", repeats:int=3, seed:int=0) -> dict:
+    """Render ms/frame at `batch` in `dtype`, its convolutions replayed alone (ms/frame), their ratio and the number of
+    convolution calls."""
+    m = model.eval(); S = m.cfg.size; g = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        src = m.encode(bench_portrait(S))
+        alpha = src["alpha"] + 0.3 * torch.randn(batch, m.cfg.motion_dim, generator=g)
+        with render_context(dtype): t_r, _ = _timeit(lambda: m.render(src, alpha), repeats)
+        with render_context(dtype), ConvRecorder() as rec: m.render(src, alpha)
+        t_c, _ = _timeit(replay_fn(rec.calls, seed), repeats)
+    return {"module": "render.conv_limit", "batch": batch, "dtype": dtype, "render_ms": round(t_r * 1000 / batch, 1),
+            "conv_ms": round(t_c * 1000 / batch, 1), "ratio": round(t_r / t_c, 2), "n_convs": len(rec.calls)}
 
 # %% ../nbs/70_bench.ipynb #31950c9c
 def bench_stage2(preset:str="paper", variant:str="hubert_audio_only", seconds=(10, 60), steps:int=50,
@@ -311,6 +352,9 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     p2 = "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
     rows = bench_stage1(preset, repeats=repeats, model=model) if only in (None, "stage1") else []
+    if only in (None, "stage1"):                                     # render against its own convolutions
+        m1 = model or MotionAutoencoder.from_preset(preset)
+        rows += [{**conv_limit(m1, 8, dt, repeats), "preset": preset} for dt in ("float32", "bfloat16")]
     if only in (None, "stage2"):
         rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
                              seconds=(2, 6) if quick else (10, 60), steps=4 if quick else 50, repeats=repeats)
@@ -326,6 +370,16 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
 
+# %% ../nbs/70_bench.ipynb #cv1m0006
+def _conv_lines(cl:list) -> list[str]:
+    "The `render.conv_limit` table (none without rows)."
+    if not cl: return []
+    return (["render against its own convolutions, replayed alone (the same calls on random tensors)",
+             f"{'batch':>5s} {'dtype':>9s} {'render ms/frame':>15s} {'convs ms/frame':>14s} {'ratio':>6s} "
+             f"{'convs':>5s}"]
+            + [f"{r['batch']:>5d} {r['dtype']:>9s} {r['render_ms']:>15.1f} {r['conv_ms']:>14.1f} {r['ratio']:>6.2f} "
+               f"{r['n_convs']:>5d}" for r in cl])
+
 # %% ../nbs/70_bench.ipynb #d5b7cbdd
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
@@ -336,6 +390,7 @@ def format_report(rep:dict) -> str:
     for r in (r for r in rep["rows"] if "ms_per_frame" in r):
         lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "
                      f"{'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}")
+    lines += _conv_lines([r for r in rep["rows"] if r["module"] == "render.conv_limit"])
     s2 = [r for r in rep["rows"] if "ms" in r]
     if s2:
         lines += [f"stage 2: {s2[0]['preset']}, 50 DDIM steps unless --quick",

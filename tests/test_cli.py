@@ -103,7 +103,9 @@ def test_bench_quick_json(cli):
     wd = [x for x in rep["rows"] if x["module"].startswith("widget.")]           # demo responsiveness
     assert [(x["module"], x["preset"]) for x in wd] == [("widget.slider", "tiny"), ("widget.swap", "tiny")]
     assert wd[0]["move_ms"] > 0 and wd[1]["s"] > 0 and wd[1]["frames"] == 25
-    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) + len(wd) == len(rep["rows"])
+    cl = [x for x in rep["rows"] if x["module"] == "render.conv_limit"]      # render against its own convolutions
+    assert [x["dtype"] for x in cl] == ["float32", "bfloat16"] and all(x["conv_ms"] > 0 and x["n_convs"] > 10 for x in cl)
+    assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) + len(wd) + len(cl) == len(rep["rows"])
     assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr
