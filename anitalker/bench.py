@@ -351,9 +351,10 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     model = load_any_stage1(stage1) if stage1 else None
     p2 = "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
-    rows = bench_stage1(preset, repeats=repeats, model=model) if only in (None, "stage1") else []
-    if only in (None, "stage1"):                                     # render against its own convolutions
-        m1 = model or MotionAutoencoder.from_preset(preset)
+    rows = []
+    if only in (None, "stage1"):                                     # one model for the module rows and the conv limit
+        seed_everything(0, deterministic=False); m1 = model or MotionAutoencoder.from_preset(preset)
+        rows += bench_stage1(preset, repeats=repeats, model=m1)
         rows += [{**conv_limit(m1, 8, dt, repeats), "preset": preset} for dt in ("float32", "bfloat16")]
     if only in (None, "stage2"):
         rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
