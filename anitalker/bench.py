@@ -13,8 +13,8 @@ from .stage1.model import load_stage1
 
 # %% auto #0
 __all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'ConvRecorder', 'replay_fn', 'conv_limit', 'bench_stage2',
-           'random_hubert', 'e2e_once', 'bench_e2e', 'bf16_hardware', 'bench_stage1_train', 'bench_widgets',
-           'run_bench', 'format_report']
+           'random_hubert', 'e2e_once', 'bench_e2e', 'bench_stage1_train', 'train_curves', 'plot_train_curves',
+           'bench_widgets', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -172,7 +172,7 @@ def random_hubert(hidden:int=1024, layers:int=24):
     return HubertModel(cfg).eval()
 
 # %% ../nbs/70_bench.ipynb #9979bc08
-def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int=8,
+def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int|None=None,
              variant:str="mfcc_full_control", seed:int=0) -> dict:
     "One `generate` run with random weights (in this process): {'seconds', 'frames', 'times', 'peak_rss_mb'}."
     import tempfile, numpy as np
@@ -205,42 +205,33 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
             verbose=False,
         )
         wall = time.perf_counter() - t0
-    return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"],
+    return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"], "batch": info["batch"],
+            "parallel": info["parallel"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 # %% ../nbs/70_bench.ipynb #b57e0599
-def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int=8,
+def bench_e2e(preset:str="paper", seconds=(10,), steps:int=50, dtypes=("float32", "bfloat16"), batch:int|None=None,
               variant:str="mfcc_full_control") -> list[dict]: # hubert_*: with a random HuBERT-large (`random_hubert`)
-    "Rows {module 'e2e.generate_<s>s', preset, dtype, s, frames, stages, peak_rss_mb}: one fresh process per run."
+    """Rows {module 'e2e.generate_<s>s', preset, dtype, batch, s, frames, stages, parallel, peak_rss_mb}: one fresh
+    process per run."""
     import subprocess, sys
     rows = []
     for dt in dtypes:
         for s in seconds:
-            args = f"{preset!r}, {float(s)}, {int(steps)}, {dt!r}, {int(batch)}, {variant!r}"
+            args = f"{preset!r}, {float(s)}, {int(steps)}, {dt!r}, {batch!r}, {variant!r}"
             code = f"import json; from anitalker.bench import e2e_once; print(json.dumps(e2e_once({args})))"
             r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if r.returncode != 0:
                 raise RuntimeError(f"the e2e benchmark ({preset}, {s} s, {dt}) failed: {r.stderr[-800:]}")
             o = json.loads(r.stdout.strip().splitlines()[-1])
-            rows.append(
-                {
-                    "module": f"e2e.generate_{s:g}s",
-                    "preset": f"{preset}/{variant}",
-                    "dtype": dt,
-                    "s": o["seconds"],
-                    "frames": o["frames"],
-                    "stages": o["times"],
-                    "peak_rss_mb": o["peak_rss_mb"],
-                }
-            )
+            rows.append({"module": f"e2e.generate_{s:g}s", "preset": f"{preset}/{variant}", "dtype": dt,
+                         "batch": o["batch"], "s": o["seconds"], "frames": o["frames"], "stages": o["times"],
+                         "parallel": o["parallel"], "peak_rss_mb": o["peak_rss_mb"]})
     return rows
 
 # %% ../nbs/70_bench.ipynb #b81bb8c6
-def bf16_hardware() -> bool:
-    "Whether this CPU has bfloat16 arithmetic in hardware (the avx512_bf16 or amx_bf16 flag of /proc/cpuinfo)."
-    try: flags = open("/proc/cpuinfo").read()
-    except OSError: return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+from .core import bf16_hardware, cpu_flags, resolve_dtype, reuse_freed_memory   # the machine facts
+from .infer.pipeline import RENDER_BATCH, speed_setup
 
 # %% ../nbs/70_bench.ipynb #be1a430e
 def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool) -> tuple: # (net, opt, batch)
@@ -308,6 +299,42 @@ def bench_stage1_train(preset:str="tiny", batch:int=8, steps:int=5, dtypes=("flo
                      "parts_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in {**parts, **sub}.items()}})
     return rows
 
+# %% ../nbs/70_bench.ipynb #tc0c0002
+def train_curves(steps:int=500, dtypes=("float32", "bfloat16"), out_dir=None, **flat) -> dict:
+    """{dtype: {'step', 'loss', 's_per_step', 'run'}}: the quickstart stage-1 recipe for `steps` in each dtype (bf16:
+    autocast), same seed and data, each in its own `anitalker train` process; `flat` overrides the recipe (e.g.
+    `data_dir`, `log_every`)."""
+    import csv, tempfile, subprocess, sys
+    from pathlib import Path
+    tmp = None if out_dir else tempfile.TemporaryDirectory()
+    root, res = Path(out_dir or tmp.name), {}
+    root.mkdir(parents=True, exist_ok=True)
+    for dt in dtypes:
+        kv = {"config": "quickstart", "steps": steps, "sample_every": 0, "eval_every": 0, "ckpt_every": steps,
+              "mixed_precision": {"float32": "no", "bfloat16": "bf16"}[dt], **flat}
+        cmd = [sys.executable, "-m", "anitalker.cli", "train", "stage1", str(root/dt), "--no-progress", "--set",
+               *[f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in kv.items()]]   # 'no' is not False
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode: raise RuntimeError(f"training in {dt} failed: {r.stderr[-800:]}")
+        rows = list(csv.DictReader(open(root/dt/"metrics.csv")))
+        t = [float(r["time"]) for r in rows]; s = [int(r["step"]) for r in rows]
+        res[dt] = {"step": s, "loss": [float(r["loss"]) for r in rows], "run": str(root/dt),
+                   "s_per_step": (t[-1] - t[0]) / (s[-1] - s[0]) if len(s) > 1 else None}
+    if tmp: tmp.cleanup()
+    return res
+
+def plot_train_curves(res:dict):
+    "The dtypes' losses on one axis, and each one's difference to the first under it."
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, height_ratios=(2, 1))
+    (d0, r0), *rest = res.items()
+    for d, r in res.items():
+        a.plot(r["step"], r["loss"], label=f"{d} ({r['s_per_step']:.3f} s/step)" if r["s_per_step"] else d)
+    for d, r in rest: b.plot(r["step"], [x - y for x, y in zip(r["loss"], r0["loss"])], label=f"{d} − {d0}")
+    a.set_ylabel("training loss"); a.legend(); b.axhline(0, color="k", lw=0.5); b.set_ylabel("difference")
+    b.set_xlabel("step"); b.legend(); fig.tight_layout()
+    return fig
+
 # %% ../nbs/70_bench.ipynb #b3c1wd02
 def bench_widgets(presets=("tiny", "paper"), moves:int=10, swap_seconds:float=4.0, repeats:int=3,
                   seed:int=0) -> list[dict]:
@@ -347,27 +374,28 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     if only not in (None, "stage1", "stage2", "e2e", "train", "widgets"):
         raise ValueError(f"only must be None, 'stage1', 'stage2', 'e2e', 'train' or 'widgets', got {only!r}")
     if quick: preset, repeats = "tiny", 1
-    t0 = time.perf_counter()
-    model = load_any_stage1(stage1) if stage1 else None
-    p2 = "tiny" if preset == "tiny" else "paper"
+    t0, heap = time.perf_counter(), reuse_freed_memory()               # as `generate`: freed memory is reused
+    model, p2 = load_any_stage1(stage1) if stage1 else None, "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
     rows = []
     if only in (None, "stage1"):                                     # one model for the module rows and the conv limit
         seed_everything(0, deterministic=False); m1 = model or MotionAutoencoder.from_preset(preset)
-        rows += bench_stage1(preset, repeats=repeats, model=m1)
-        rows += [{**conv_limit(m1, 8, dt, repeats), "preset": preset} for dt in ("float32", "bfloat16")]
+        rows += bench_stage1(preset, batches=(1, 4) if quick else (1, 4, 8, 16), repeats=repeats, model=m1)
+        rows += [{**conv_limit(m1, RENDER_BATCH[dt], dt, repeats), "preset": preset} for dt in RENDER_BATCH]
     if only in (None, "stage2"):
         rows += bench_stage2(p2, "mfcc_full_control" if p2 == "tiny" else "hubert_audio_only",
                              seconds=(2, 6) if quick else (10, 60), steps=4 if quick else 50, repeats=repeats)
     if only in (None, "e2e") and model is None:
-        rows += bench_e2e(p2, seconds=((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,)),
-                          steps=4 if quick else 50, variant=variant)
+        secs = ((2, 8) if long else (2,)) if quick else ((10, 180) if long else (10,))
+        rows += bench_e2e(p2, seconds=secs, steps=4 if quick else 50, variant=variant)
     if only in (None, "train"): rows += bench_stage1_train(steps=2 if quick else 10)
     if only in (None, "widgets") and model is None:
         rows += bench_widgets(("tiny",) if quick else ("tiny", "paper"), moves=3 if quick else 10,
                               swap_seconds=1.0 if quick else 4.0, repeats=repeats)
-    return {"env": {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0")}, "preset": preset,
-            "repeats": repeats, "rows": rows,
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
+    env = {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"), "flags": flags,
+           "heap_reuse": heap, "dtype_auto": list(resolve_dtype("auto"))}
+    return {"env": env, "preset": preset, "repeats": repeats, "rows": rows,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -381,13 +409,42 @@ def _conv_lines(cl:list) -> list[str]:
             + [f"{r['batch']:>5d} {r['dtype']:>9s} {r['render_ms']:>15.1f} {r['conv_ms']:>14.1f} {r['ratio']:>6.2f} "
                f"{r['n_convs']:>5d}" for r in cl])
 
+# %% ../nbs/70_bench.ipynb #ln0c0001
+def _length_lines(e2:list) -> list[str]:
+    "Per dtype, the longest e2e row against the shortest: time and peak-memory ratios (linear cost: the length ratio)."
+    out = []
+    for dt in dict.fromkeys(r["dtype"] for r in e2):
+        rs = sorted((r for r in e2 if r["dtype"] == dt), key=lambda r: r["frames"])
+        if len(rs) < 2: continue
+        a, b = rs[0], rs[-1]
+        out.append(f"{dt}: {b['frames'] / a['frames']:.0f}× the audio costs {b['s'] / a['s']:.2f}× the time "
+                   f"(goal ≤ {1.028 * b['frames'] / a['frames']:.1f}×) and {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}× "
+                   "the peak memory (goal ≤ 1.15×)")
+    return out
+
+# %% ../nbs/70_bench.ipynb #ml0c0001
+def _machine_lines(rep:dict) -> list[str]:
+    "The report's head: CPU, cores, torch, threads, preset; the CPU flags, what `--dtype auto` chose and why."
+    e = rep["env"]
+    return [f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset "
+            f"{rep['preset']} | median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
+            f"# flags {' '.join(e.get('flags', [])) or '-'} | --dtype auto → {e['dtype_auto'][0]} "
+            f"({e['dtype_auto'][1]}) | freed memory reused: {e['heap_reuse']}"]
+
+def _e2e_lines(e2:list) -> list[str]:
+    "The end-to-end table (none without rows): time, frames, peak memory, stages; and the length ratios."
+    if not e2: return []
+    return ([f"end to end: {e2[0]['preset']}, one process per row",
+             f"{'module':18s} {'dtype':>9s} {'batch':>5s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
+            + [f"{r['module']:18s} {r['dtype']:>9s} {r.get('batch', ''):>5} {r['frames']:>6d} {r['s']:>7.1f} "
+               f"{r['peak_rss_mb']:>11.1f}  " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+               + "".join(f"; in parallel: {k} {v:.1f}" for k, v in r.get("parallel", {}).items()) for r in e2]
+            + _length_lines(e2))
+
 # %% ../nbs/70_bench.ipynb #d5b7cbdd
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
-    e = rep["env"]
-    lines = [f"# {e['cpu']} | {e['cores']} cores | torch {e['torch']} | {e['torch_threads']} threads | preset "
-             f"{rep['preset']} | median of {rep['repeats']} | peak RSS {rep['peak_rss_mb']} MB",
-             f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
+    lines = _machine_lines(rep) + [f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
     for r in (r for r in rep["rows"] if "ms_per_frame" in r):
         lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "
                      f"{'' if r['psnr_vs_fp32'] is None else r['psnr_vs_fp32']:>13}")
@@ -398,12 +455,7 @@ def format_report(rep:dict) -> str:
                   f"{'module':14s} {'dtype':>9s} {'ms':>9s} {'ratio':>6s}"]
         lines += [f"{r['module']:14s} {r['dtype']:>9s} {r['ms']:>9.1f} {'' if r['ratio'] is None else r['ratio']:>6}"
                   for r in s2]
-    e2 = [r for r in rep["rows"] if r["module"].startswith("e2e.")]
-    if e2:
-        lines += [f"end to end: {e2[0]['preset']}, one process per row",
-                  f"{'module':18s} {'dtype':>9s} {'frames':>6s} {'s':>7s} {'peak RSS MB':>11s}  stages (s)"]
-        lines += [f"{r['module']:18s} {r['dtype']:>9s} {r['frames']:>6d} {r['s']:>7.1f} {r['peak_rss_mb']:>11.1f}  "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()) for r in e2]
+    lines += _e2e_lines([r for r in rep["rows"] if r["module"].startswith("e2e.")])
     tr = [r for r in rep["rows"] if r["module"] == "s1.train_step"]
     if tr:
         lines += [f"stage-1 training step: {tr[0]['preset']} preset, batch {tr[0]['batch']}, quickstart recipe (bf16 "

@@ -235,15 +235,13 @@ def _quickstart(args):
 # %% ../nbs/90_cli.ipynb #7b7e073b
 def _render_args(p):
     "What `generate` and `reenact` share: crop, paste-back, dtype, batch, output."
-    p.add_argument(
-        "--crop",
-        choices=("auto", "none"),
-        default="auto",
-        help="auto: crop around the face (default); none: centred square",
-    )
+    p.add_argument("--crop", choices=("auto", "none"), default="auto",
+                   help="auto: crop around the face (default); none: centred square")
     p.add_argument("--paste-back", action="store_true", help="blend the animated face back into the full photo")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--batch", type=_positive_int, default=8, help="frames rendered at once (default 8)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="auto (default): bfloat16 on a CPU with AVX-512-BF16 or AMX (or a GPU with it), else float32")
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="frames rendered at once (default: 16 in float32, 8 in bfloat16)")
     p.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
 
 def _generate_args(p):

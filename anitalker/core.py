@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config',
+__all__ = ['TEMP_NAME', 'DTYPES', 'FPS', 'SR', 'REFERENCE_DIR', 'exists', 'default', 'seed_everything', 'get_device', 'Config',
            'GroupedConfig', 'flat_of', 'temp_beside', 'temp_dir_beside', 'remove_stale_temps',
            'remove_stale_temps_under', 'umask_mode', 'signals_deferred', 'atomic_open', 'atomic_write', 'atomic_save',
            'OutputError', 'check_output', 'exit_on_signals', 'check_output_dir', 'check_input', 'process_pool',
-           'make_run_dir', 'CheckpointError', 'load_checkpoint', 'kit_checkpoint', 'env_info', 'load_manifest']
+           'make_run_dir', 'CheckpointError', 'load_checkpoint', 'kit_checkpoint', 'env_info', 'cpu_flags',
+           'bf16_hardware', 'resolve_dtype', 'reuse_freed_memory', 'load_manifest']
 
 # %% ../nbs/00_core.ipynb #7e219ab5
 def exists(x): "True unless `x` is None."; return x is not None
@@ -457,6 +458,46 @@ def env_info() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "numpy": np.__version__}
+
+# %% ../nbs/00_core.ipynb #dt0c0001
+def cpu_flags() -> set[str]:
+    "The CPU's feature flags (the `flags` line of /proc/cpuinfo; empty where there is none)."
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"): return set(line.split(":", 1)[1].split())
+    return set()
+
+def bf16_hardware() -> bool:
+    "Whether this CPU has bfloat16 arithmetic in hardware (the avx512_bf16 or amx_bf16 flag)."
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+DTYPES = ("auto", "float32", "bfloat16")
+
+def resolve_dtype(dtype:str="auto", # 'auto', 'float32' or 'bfloat16'
+                  device="cpu") -> tuple[str, str]: # ('float32' | 'bfloat16', why)
+    "'auto' is bfloat16 on a GPU that has it or a CPU with AVX-512-BF16 or AMX, float32 elsewhere; with the reason."
+    if dtype not in DTYPES: raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if dtype != "auto": return dtype, "as asked"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        if torch.cuda.is_bf16_supported(): return "bfloat16", f"auto: the GPU ({name}) has bfloat16"
+        return "float32", f"auto: the GPU ({name}) has no bfloat16"
+    if dev.type != "cpu": return "float32", f"auto: float32 on {dev.type}"
+    flags = cpu_flags()
+    if "amx_bf16" in flags: return "bfloat16", "auto: the CPU has AMX (amx_bf16)"
+    if "avx512_bf16" in flags: return "bfloat16", "auto: the CPU has AVX-512-BF16 (avx512_bf16), no AMX"
+    return "float32", "auto: the CPU has no bfloat16 arithmetic (neither avx512_bf16 nor amx_bf16)"
+
+def reuse_freed_memory() -> bool:
+    """Keep freed memory in the process and serve large blocks from it (glibc's `mallopt`: no mmap for large
+    blocks, no trimming), so a loop that allocates the same large tensors again (batch after batch) reuses pages
+    instead of page-faulting fresh zeroed ones. Process-wide, for the rest of the process; False where the C
+    library is not glibc (nothing changes there)."""
+    import ctypes, platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc": return False
+    libc, M_TRIM_THRESHOLD, M_MMAP_MAX = ctypes.CDLL(None), -1, -4
+    return libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
 
 # %% ../nbs/00_core.ipynb #081e8f5b
 FPS, SR = (

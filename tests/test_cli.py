@@ -91,7 +91,10 @@ def test_bench_quick_json(cli):
     assert rep["preset"] == "tiny" and {"torch", "torch_threads", "cpu"} <= set(rep["env"])
     s1 = [x for x in rep["rows"] if "ms_per_frame" in x]; s2 = [x for x in rep["rows"] if "ms" in x]
     rows = {(x["module"], x["batch"], x["dtype"]) for x in s1}
-    assert {("render", 1, "float32"), ("render", 8, "float32"), ("render", 8, "bfloat16"), ("encode", 1, "float32")} <= rows
+    assert {("render", 1, "float32"), ("render", 4, "float32"), ("render", 4, "bfloat16"), ("encode", 1, "float32")} <= rows
+    e = rep["env"]                                                                 # the machine line's facts
+    assert e["heap_reuse"] is True and e["dtype_auto"][0] in ("float32", "bfloat16") and "auto:" in e["dtype_auto"][1]
+    assert set(e["flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
     assert all(x["ms_per_frame"] > 0 for x in s1)
     assert {(x["module"], x["dtype"]) for x in s2} >= {("s2.condition", "float32"), ("s2.ddim_step", "float32"),
                                                         ("s2.sample_2s", "float32"), ("s2.sample_6s", "bfloat16")}
@@ -104,9 +107,12 @@ def test_bench_quick_json(cli):
     assert [(x["module"], x["preset"]) for x in wd] == [("widget.slider", "tiny"), ("widget.swap", "tiny")]
     assert wd[0]["move_ms"] > 0 and wd[1]["s"] > 0 and wd[1]["frames"] == 25
     cl = [x for x in rep["rows"] if x["module"] == "render.conv_limit"]      # render against its own convolutions
-    assert [x["dtype"] for x in cl] == ["float32", "bfloat16"] and all(x["conv_ms"] > 0 and x["n_convs"] > 10 for x in cl)
+    assert [(x["dtype"], x["batch"]) for x in cl] == [("float32", 16), ("bfloat16", 8)]      # each at the pipeline's batch
+    assert all(x["conv_ms"] > 0 and x["n_convs"] > 10 for x in cl)
     assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) + len(wd) + len(cl) == len(rep["rows"])
-    assert {(x["module"], x["dtype"], x["frames"]) for x in e2} == {("e2e.generate_2s", "float32", 50), ("e2e.generate_2s", "bfloat16", 50)}
+    assert {(x["module"], x["dtype"], x["frames"], x["batch"]) for x in e2} == {("e2e.generate_2s", "float32", 50, 16),
+                                                                                ("e2e.generate_2s", "bfloat16", 50, 8)}
+    assert all(x["parallel"]["watermark + paste-back + write"] > 0 for x in e2)   # written while the next batch renders
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr
     assert all("ms" in x for x in json.loads(r.stdout)["rows"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 import numpy as np, torch
-from ..core import default, check_output, check_input, FPS, SR
+from ..core import default, check_output, check_input, FPS, SR, DTYPES, resolve_dtype, reuse_freed_memory
 from ..data.media import read_audio, probe, VideoWriter, MediaError, iter_video, count_frames
 from ..data.datasets import to_tensor
 from ..audio.features import mfcc_for_video
@@ -21,8 +21,9 @@ from .crop import load_image, portrait_crop, paste_back as paste_frames, ImageEr
 from .watermark import embed_watermark, payload_bits, run_hash
 
 # %% auto #0
-__all__ = ['SAMPLES_PER_FRAME', 'TalkingHeadPipeline', 'load_speech', 'n_frames_of', 'parse_controls', 'audio_features',
-           'format_times', 'check_request', 'load_portrait', 'render_video', 'generate', 'reenact']
+__all__ = ['SAMPLES_PER_FRAME', 'RENDER_BATCH', 'TalkingHeadPipeline', 'load_speech', 'n_frames_of', 'parse_controls',
+           'audio_features', 'format_times', 'check_request', 'load_portrait', 'speed_setup', 'render_video',
+           'generate', 'reenact']
 
 # %% ../../nbs/43_infer.pipeline.ipynb #cec2aa98
 @dataclass
@@ -130,7 +131,9 @@ def parse_controls(n_frames:int, # T
     return out
 
 # %% ../../nbs/43_infer.pipeline.ipynb #e24187a8
-def audio_features(th:TalkingHeadPipeline, wav:np.ndarray, n_frames:int) -> torch.Tensor:
+def audio_features(th:TalkingHeadPipeline, wav:np.ndarray, n_frames:int,
+                   dtype:str="float32", # 'bfloat16': HuBERT runs under a bf16 autocast (the features come back fp32)
+                  ) -> torch.Tensor:
     "The generator's input for T video frames: (1,4T,39) MFCC or (1,L,2T,C) HuBERT hidden states."
     if th.gen.cfg.front == "mfcc":
         w = np.pad(
@@ -147,7 +150,9 @@ def audio_features(th:TalkingHeadPipeline, wav:np.ndarray, n_frames:int) -> torc
         th.hubert = load_hubert(th.hubert)  # once per TalkingHeadPipeline, not once per video
     model = th.hubert
     w = np.pad(wav, (0, max(0, n_frames * SAMPLES_PER_FRAME + 400 - len(wav))))
-    h = torch.from_numpy(hubert_for_video(model, w, n_frames))[None]
+    dev = next(model.parameters()).device.type
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+        h = torch.from_numpy(hubert_for_video(model, w, n_frames))[None]
     if h.shape[1] != th.gen.cfg.n_hubert_layers or h.shape[-1] != th.gen.cfg.audio_dim:
         raise ValueError(f"the HuBERT model gives {h.shape[1]} layers of {h.shape[-1]} features; the generator expects "
                          f"{th.gen.cfg.n_hubert_layers} of {th.gen.cfg.audio_dim} (chinese-hubert-large)")
@@ -159,23 +164,27 @@ def _frames_u8(x:torch.Tensor) -> np.ndarray: # (B,3,S,S) in [-1,1]
 
 class _Timer:
     "Seconds per named stage, printed as a table at the end."
-    def __init__(self): self.t, self._k, self._t0 = {}, None, 0.0
+    def __init__(self):
+        self.t, self.parallel, self._k, self._t0 = {}, {}, None, 0.0
+        self.start, self.first_frame = time.perf_counter(), None                # first_frame: s to the first write
+    def add_parallel(self, k, s): self.parallel[k] = round(self.parallel.get(k, 0) + s, 3)   # work beside the stages
     def __call__(self, k): self._stop(); self._k, self._t0 = k, time.perf_counter(); return self
     def _stop(self):
         if self._k: self.t[self._k] = round(self.t.get(self._k, 0) + time.perf_counter() - self._t0, 3); self._k = None
     def done(self): self._stop(); return dict(self.t)
 
-def format_times(times:dict) -> str:
+def format_times(times:dict, parallel:dict|None=None) -> str: # parallel: work done beside the stages (not in total)
     "A small table of stage times."
-    tot = sum(times.values()); w = max(map(len, times)) if times else 5
-    return "\n".join([f"{k:<{w}s} {v:8.2f} s" for k, v in times.items()] + [f"{'total':<{w}s} {tot:8.2f} s"])
+    tot = sum(times.values()); w = max(map(len, [*times, *(parallel or {})])) if times else 5
+    return "\n".join([f"{k:<{w}s} {v:8.2f} s" for k, v in times.items()] + [f"{'total':<{w}s} {tot:8.2f} s"]
+                     + [f"{k:<{w}s} {v:8.2f} s  (in parallel)" for k, v in (parallel or {}).items()])
 
 # %% ../../nbs/43_infer.pipeline.ipynb #a1c0f043
 def check_request(out, crop:str="auto", dtype:str="float32", **inputs) -> Path:
     """The checks every command makes before loading a model: options, input files (present and files), and an
     output that is safe to write (`core.check_output`: not an input or a link to one, not a folder, writable)."""
     if crop not in ("auto", "none"): raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
-    if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    if dtype not in DTYPES: raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     paths = {k: check_input(v, k) for k, v in inputs.items() if isinstance(v, (str, Path))}   # present, files, readable
     o = check_output(out, paths, ".mp4")
     for what, p in paths.items():                         # the right kind (a cheap look, no decoding)
@@ -204,6 +213,20 @@ def load_portrait(image, size:int, crop:str, name:str|None=None):
     face, box = portrait_crop(photo, size, crop, name=name)
     return photo, face, box
 
+# %% ../../nbs/43_infer.pipeline.ipynb #sp0c0001
+# the faster render batch per dtype (paper preset, 2 cores; `anitalker bench` prints ms/frame at batch 1, 4, 8, 16)
+RENDER_BATCH = {"float32": 16, "bfloat16": 8}
+
+def speed_setup(dtype:str="auto", batch:int|None=None, device="cpu") -> tuple[str, str, int]: # (dtype, why, batch)
+    """The dtype ('auto' resolved for the device, with the reason) and the render batch (`RENDER_BATCH` of that dtype
+    unless given); from here on freed memory is kept for the next batch (`core.reuse_freed_memory`)."""
+    dt, why = resolve_dtype(dtype, device)
+    batch = default(batch, RENDER_BATCH[dt])
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    reuse_freed_memory()
+    return dt, why, batch
+
 # %% ../../nbs/43_infer.pipeline.ipynb #6ee861ed
 def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.encode`)
                  alphas:Iterable, # chunks of motion codes, each (b,d)
@@ -211,20 +234,32 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
                  wav:np.ndarray|None=None, # audio track at 16 kHz
                  photo=None, box=None, # paste back into this photo at this crop box (None: the crop alone)
                  dtype:str="float32", timer:_Timer|None=None, progress:bool=True, desc:str="render"):
-    "Render α chunk by chunk into an mp4 with the audio; every frame carries the watermark of `label`."
+    """Render α chunk by chunk into an mp4 with the audio; every frame carries the watermark of `label`. A worker
+    thread pastes back, watermarks and writes chunk k while chunk k+1 renders (`timer.parallel` gets its time)."""
+    from concurrent.futures import ThreadPoolExecutor
     from tqdm.auto import tqdm
     tm, bits = timer if timer is not None else _Timer(), payload_bits(label)
+    def finish(fr): # (b,S,S,3) uint8, in the worker
+        t0 = time.perf_counter()
+        if photo is not None: fr = paste_frames(photo, fr, box)
+        vw.write(np.stack([embed_watermark(f, bits) for f in fr])); bar.update(len(fr))
+        if tm.first_frame is None: tm.first_frame = round(time.perf_counter() - tm.start, 3)   # the latency
+        tm.add_parallel("watermark + paste-back + write", time.perf_counter() - t0)
     with (
         VideoWriter(out, FPS, audio=wav, sr=SR, n_frames=n_frames) as vw,
         tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress) as bar,
+        ThreadPoolExecutor(1, thread_name_prefix="anitalker-writer") as pool,
     ):
+        pending = None
         for a in alphas:  # a driving video's chunks are read (and timed) by the iterator
             tm("render (stage 1)")
             with render_context(dtype): fr = _frames_u8(ae.render(src, a))
-            tm("watermark + paste-back + write")
-            if photo is not None: fr = paste_frames(photo, fr, box)
-            vw.write(np.stack([embed_watermark(f, bits) for f in fr])); bar.update(len(fr))
-    tm("watermark + paste-back + write")
+            tm("wait for the writer")
+            if pending is not None: pending.result()                        # at most one chunk in flight
+            pending = pool.submit(finish, fr)
+        tm("wait for the writer")
+        if pending is not None: pending.result()
+    tm("wait for the writer")                                              # closing: ffmpeg finishes the file
 
 # %% ../../nbs/43_infer.pipeline.ipynb #a60e20b2
 def _sample_alpha(th:TalkingHeadPipeline, feats:torch.Tensor, src:dict, ctrl:dict, T:int, steps:int, seed:int,
@@ -266,8 +301,8 @@ def generate(
     pose=None, location:float|None=None, scale:float|None=None,
     crop:str="auto", # 'auto' (around the face) or 'none' (centred square)
     paste_back:bool=False, # blend the animated crop back into the full photo
-    dtype:str="float32", # or 'bfloat16' (motion and render)
-    batch:int=8, # frames rendered at once
+    dtype:str="auto", # 'float32', 'bfloat16' (HuBERT, motion and render) or 'auto' (`core.resolve_dtype`)
+    batch:int|None=None, # frames rendered at once (None: `RENDER_BATCH` of the dtype)
     progress:bool=True, verbose:bool=True) -> dict:
     """Write a talking-head video of `image` speaking `audio`; returns {'path', 'frames', 'seconds', 'label',
     'run_hash', ...}."""
@@ -275,13 +310,14 @@ def generate(
     if int(steps) < 1: raise ValueError(f"steps must be a positive integer, got {steps!r}")
     tm("load models")
     th = TalkingHeadPipeline.resolve(model, run, stage1, stage2, variant, hubert)
+    dtype, why, batch = speed_setup(dtype, batch, next(th.ae.parameters()).device)
     tm("image")
     photo, face, box = load_portrait(image, th.ae.cfg.size, crop)
     tm("audio")
     wav = load_speech(audio) if isinstance(audio, (str, Path)) else np.asarray(audio, np.float32)
     T = _speech_frames(wav)
     ctrl = parse_controls(T, th.variant, pose, location, scale)
-    feats = audio_features(th, wav, T)
+    feats = audio_features(th, wav, T, dtype)
     tm("encode portrait")
     src = th.ae.encode(to_tensor(face)[None])
     tm("motion (stage 2)")
@@ -289,8 +325,10 @@ def generate(
     render_video(th.ae, src, alpha.split(batch), o, T, th.label, wav, *((photo, box) if paste_back else (None, None)),
                  dtype=dtype, timer=tm, progress=progress)
     times = tm.done()
-    info = _generate_info(o, T, wav, th, seed, steps, dtype, box, times, ctrl)
-    if verbose: print(f"wrote {o} ({T} frames, {info['seconds_of_audio']} s)\n{format_times(times)}")
+    info = {**_generate_info(o, T, wav, th, seed, steps, dtype, box, times, ctrl), "dtype_reason": why,
+            "batch": batch, "parallel": tm.parallel, "first_frame_s": tm.first_frame}
+    if verbose: print(f"wrote {o} ({T} frames, {info['seconds_of_audio']} s; {dtype}: {why}; batch {batch})\n"
+                      f"{format_times(times, tm.parallel)}")
     return info
 
 # %% ../../nbs/43_infer.pipeline.ipynb #de31cd87
@@ -347,7 +385,9 @@ def reenact(
     model:MotionAutoencoder|None=None, run=None,
     stage1=None, # a model, a kit run folder, or a checkpoint
     relative:bool|None=None, # None: relative for a difference-drive model (kit training), absolute for the official one
-    crop:str="auto", paste_back:bool=False, dtype:str="float32", batch:int=8,
+    crop:str="auto", paste_back:bool=False,
+    dtype:str="auto", # 'float32', 'bfloat16' or 'auto' (`core.resolve_dtype`)
+    batch:int|None=None, # frames read and rendered at once (None: `RENDER_BATCH` of the dtype)
     preset:str="paper", # sizes of an official stage-1 file ('tiny': small test files)
     progress:bool=True, verbose:bool=True) -> dict:
     "Animate `source` with the motion of `driving` (absolute or relative α); returns {'path', 'frames', 'times', ...}."
@@ -356,6 +396,7 @@ def reenact(
     tm("load model")
     ae, label = _reenact_model(model, run, stage1, preset)
     relative = default(relative, getattr(ae.cfg, "drive", "absolute") == "difference")
+    dtype, why, batch = speed_setup(dtype, batch, next(ae.parameters()).device)
     tm("image")
     photo, face, box = load_portrait(source, ae.cfg.size, crop)
     tm("driving: faces")
@@ -370,6 +411,7 @@ def reenact(
                  desc="reenact")
     times = tm.done()
     res = {"path": str(o), "frames": T, "relative": relative, "has_audio": wav is not None, "label": label,
-           "run_hash": run_hash(label), "times": times}
-    if verbose: print(f"wrote {o} ({T} frames)\n{format_times(times)}")
+           "run_hash": run_hash(label), "times": times, "parallel": tm.parallel, "dtype": dtype, "dtype_reason": why,
+           "batch": batch}
+    if verbose: print(f"wrote {o} ({T} frames; {dtype}: {why}; batch {batch})\n{format_times(times, tm.parallel)}")
     return res

@@ -11,7 +11,8 @@ from ..core import exists, default
 
 # %% auto #0
 __all__ = ['fused_leaky_relu', 'FusedLeakyReLU', 'ScaledLeakyReLU', 'pointwise', 'EqualConv2d', 'EqualLinear', 'make_kernel',
-           'upfirdn2d', 'Blur', 'Upsample', 'ModulatedConv2d', 'NoiseInjection', 'StyledConv', 'ConvLayer', 'ResBlock']
+           'upfirdn2d', 'Blur', 'Upsample', 'ModulatedConv2d', 'NoiseInjection', 'StyledConv', 'per_sample_chain',
+           'styled_chain', 'ConvLayer', 'ResBlock']
 
 # %% ../../nbs/01_nn.layers.ipynb #5bd45c7f
 def fused_leaky_relu(x:torch.Tensor, # (B,C,...) activations
@@ -125,6 +126,8 @@ class Upsample(nn.Module):
         return F.conv_transpose2d(x, w, stride=self.factor, padding=P, groups=x.shape[1])
 
 # %% ../../nbs/01_nn.layers.ipynb #17b56e32
+def _forget_terms(m, keys): m.__dict__.get("_terms", {}).clear()   # a picklable hook
+
 class ModulatedConv2d(nn.Module):
     "Style-modulated (and demodulated) conv with optional FIR up/downsampling; `mode` 'batched' or 'grouped'."
     def __init__(self, in_channel:int, out_channel:int, kernel_size:int, style_dim:int, demodulate:bool=True,
@@ -134,17 +137,13 @@ class ModulatedConv2d(nn.Module):
         self.scale, self.padding = 1 / math.sqrt(in_channel * kernel_size ** 2), kernel_size // 2
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate, self.upsample, self.downsample, self.mode = demodulate, upsample, downsample, mode
+        self.register_load_state_dict_post_hook(_forget_terms)                # new weights: new terms
         if upsample:   # after a stride-2 transposed conv: (k_taps - 2) - (kernel_size - 1) extra pad
             p = (len(blur_kernel) - 2) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + 1, p // 2 + 1), upsample_factor=2)
         elif downsample:
             p = (len(blur_kernel) - 2) + (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2, p // 2))
-
-    def demod_coef(self, s:torch.Tensor): # (B,Cin) styles
-        "d_bo = (Σ_i s_bi² Σ_k (c·w_oik)² + 1e-8)^(-1/2), shape (B,Cout)."
-        w2 = (self.scale * self.weight[0]).pow(2).sum((2, 3))              # (Cout,Cin)
-        return torch.rsqrt(s.pow(2) @ w2.t() + 1e-8)
 
     def forward(self, x:torch.Tensor, # (B,Cin,H,W)
                 style:torch.Tensor, # (B,style_dim)
@@ -155,6 +154,27 @@ class ModulatedConv2d(nn.Module):
         if mode == "batched": return self._batched(x, s)
         if mode == "grouped": return self._grouped(x, s)
         raise ValueError(f"mode must be 'batched' or 'grouped', got {mode!r}")
+
+# %% ../../nbs/01_nn.layers.ipynb #wt0c0001
+@patch
+def weight_term(self:ModulatedConv2d, name:str, fn): # fn() of the weight: the scaled weight, its squares ...
+    """fn(), computed once per weight version while autograd is off (inference); with autograd, every call. An
+    inference tensor has no version: its terms are kept until `load_state_dict` (or a new weight tensor)."""
+    if torch.is_grad_enabled(): return fn()
+    w = self.weight; key = (None if w.is_inference() else w._version, w.data_ptr(), w.device)
+    cache = self.__dict__.setdefault("_terms", {})
+    if name not in cache or cache[name][0] != key: cache[name] = (key, fn())
+    return cache[name][1]
+
+@patch
+def scaled_weight(self:ModulatedConv2d, dtype=torch.float32): # (Cout,Cin,k,k) c·w in `dtype`
+    return self.weight_term(f"w_{dtype}", lambda: (self.scale * self.weight[0]).to(dtype))
+
+@patch
+def demod_coef(self:ModulatedConv2d, s:torch.Tensor): # (B,Cin) styles
+    "d_bo = (Σ_i s_bi² Σ_k (c·w_oik)² + 1e-8)^(-1/2), shape (B,Cout)."
+    w2 = self.weight_term("w2", lambda: (self.scale * self.weight[0]).pow(2).sum((2, 3)))   # (Cout,Cin)
+    return torch.rsqrt(s.pow(2) @ w2.t() + 1e-8)
 
 # %% ../../nbs/01_nn.layers.ipynb #1cc6b1a9
 def _conv(m, x, w, groups=1):
@@ -169,7 +189,7 @@ def _conv(m, x, w, groups=1):
 @patch
 def _batched(self:ModulatedConv2d, x, s):
     "Non-fused path: x·s, conv with the shared weight, output·d."
-    out = _conv(self, x * s[:, :, None, None].to(x.dtype), (self.scale * self.weight[0]).to(x.dtype))
+    out = _conv(self, x * s[:, :, None, None].to(x.dtype), self.scaled_weight(x.dtype))
     return out * self.demod_coef(s)[:, :, None, None].to(x.dtype) if self.demodulate else out
 
 @patch
@@ -207,44 +227,63 @@ class StyledConv(nn.Module):
     # inference in bf16: input maps at least this large get one folded weight per sample (see below)
     per_sample_min_px = 64 * 64
 
+    def fast(self, x, noise=None) -> bool: # the inference fast path applies
+        return not torch.is_grad_enabled() and noise is None and self.conv.mode == "batched" and self.conv.demodulate
+
+    def folds(self, x) -> bool: # inference in bf16 on a large map: one folded weight per sample
+        return self.fast(x) and x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px
+
+    def styles(self, style): # (B,Cin) s, in fp32 whatever the autocast
+        with torch.autocast(style.device.type, enabled=False): return self.conv.modulation(style.float())
+
     def forward(self, x, style, noise=None, inplace:bool=False): # inference only: the caller allows x to be overwritten
         c = self.conv
-        if torch.is_grad_enabled() or noise is not None or c.mode != "batched" or not c.demodulate:
-            return self.activate(self.noise(c(x, style), noise))
+        if not self.fast(x, noise): return self.activate(self.noise(c(x, style), noise))
         # inference fast path: the same arithmetic, in place after the conv (no new full-size tensors but the conv's)
-        with torch.autocast(x.device.type, enabled=False): s = c.modulation(style.float())   # styles and demod in fp32
-        r2 = math.sqrt(2)
-        if x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px:
-            return self._per_sample(x, s)
+        s, r2 = self.styles(style), math.sqrt(2)
+        if self.folds(x): return per_sample_chain([self], x, [s])
         sx = s[:, :, None, None].to(x.dtype)
-        out = _conv(c, x.mul_(sx) if inplace else x * sx, (c.scale * c.weight[0]).to(x.dtype))
+        out = _conv(c, x.mul_(sx) if inplace else x * sx, c.scaled_weight(x.dtype))
         out.mul_((c.demod_coef(s) * r2)[:, :, None, None].to(x.dtype)).add_((self.activate.bias * r2).to(x.dtype))
         return F.leaky_relu_(out, self.activate.negative_slope)
 
 # %% ../../nbs/01_nn.layers.ipynb #71ba13b7
 @patch
-def _per_sample(self:StyledConv, x, s):
-    """Inference on large maps: s, d and √2 folded into each sample's weight (and the bias into the conv), one conv
-    per sample: no passes over x for x·s and out·d."""
-    c, r2 = self.conv, math.sqrt(2)
-    # (B,Cout,Cin,k,k)
-    wb = (c.scale * r2) * c.weight[0][None] * s[:, None, :, None, None] * c.demod_coef(s)[:, :, None, None, None]
-    bias = (self.activate.bias * r2).reshape(-1).to(x.dtype)
+def _one(self:StyledConv, xi, s, i:int): # xi (1,Cin,H,W) sample i of a batch with styles s (B,Cin)
+    "Sample i through the conv with s, d and √2 folded into its weight (and the bias into the conv), no activation."
+    c = self.conv
+    coef = (math.sqrt(2) * c.demod_coef(s[i:i + 1])[0, :, None] * s[i, None, :])[:, :, None, None]   # √2·d_o·s_i
+    wi, bias = (c.scaled_weight() * coef).to(xi.dtype), (self.activate.bias * math.sqrt(2)).reshape(-1).to(xi.dtype)
+    if c.upsample: return _conv(c, xi, wi).add_(bias[None, :, None, None])   # the blur would scale a folded bias
+    return F.conv2d(xi, wi, bias, padding=c.padding)
+
+def per_sample_chain(convs:list, # StyledConvs applied in sequence
+                     x:torch.Tensor, # (B,Cin,H,W)
+                     styles:list): # their styles s (B,Cin) each (`StyledConv.styles`)
+    """Inference on large maps: each sample through all the convs with folded weights (no passes over x for x·s and
+    out·d); the last activation writes each sample's output into the batch, so the chain writes the batch once."""
     out = None
     for i in range(len(x)):
-        wi = wb[i].to(x.dtype)
-        o = _conv(c, x[i:i + 1], wi) if c.upsample else F.conv2d(x[i:i + 1], wi, bias, padding=c.padding)
-        if len(x) == 1:
-            out = o
-            break
+        o = x[i:i + 1]
+        for k, (sc, s) in enumerate(zip(convs, styles)):
+            o = sc._one(o, s, i)
+            if k < len(convs) - 1: F.leaky_relu_(o, sc.activate.negative_slope)
+        slope = convs[-1].activate.negative_slope
+        if len(x) == 1: return F.leaky_relu_(o, slope)
         if out is None:
             fmt = (torch.channels_last if o.is_contiguous(memory_format=torch.channels_last) and o.shape[1] > 1
                    else torch.contiguous_format)
             out = torch.empty((len(x), *o.shape[1:]), dtype=o.dtype, device=o.device, memory_format=fmt)
-        out[i:i + 1] = o
-    if c.upsample:
-        out.add_(bias[None, :, None, None])  # the blur after the transposed conv would scale a folded bias
-    return F.leaky_relu_(out, self.activate.negative_slope)
+        torch.ops.aten.leaky_relu.out(o, slope, out=out[i:i + 1])            # one pass: activation and copy
+    return out
+
+def styled_chain(convs:list, x:torch.Tensor, style:torch.Tensor, inplace:bool=False):
+    "StyledConvs in sequence (x may be overwritten if `inplace`); from the first that folds on, one sample at a time."
+    for k, sc in enumerate(convs):
+        if sc.folds(x) and all(c.fast(x) for c in convs[k:]):
+            return per_sample_chain(convs[k:], x, [c.styles(style) for c in convs[k:]])
+        x = sc(x, style, inplace=inplace or k > 0)
+    return x
 
 # %% ../../nbs/01_nn.layers.ipynb #560e6bfd
 class ConvLayer(nn.Sequential):

@@ -5,13 +5,14 @@
 # %% ../../nbs/22_stage1.renderer.ipynb #64daa759
 from __future__ import annotations
 import contextlib
+from fastcore.basics import patch
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..nn.layers import ModulatedConv2d, StyledConv, ConvLayer, Upsample, pointwise
+from ..nn.layers import ModulatedConv2d, StyledConv, ConvLayer, Upsample, pointwise, styled_chain
 from .encoder import width_of, resolutions
 from .lmd import Direction, LinearDecode
 
 # %% auto #0
-__all__ = ['RGB_FROM', 'identity_grid', 'warp', 'ToFlow', 'ToRGB', 'Synthesis']
+__all__ = ['RGB_FROM', 'identity_grid', 'warp', 'bilinear_taps', 'pixel_table', 'gather_taps', 'ToFlow', 'ToRGB', 'Synthesis']
 
 # %% ../../nbs/22_stage1.renderer.ipynb #64f5b72c
 _GRIDS = {}
@@ -34,6 +35,37 @@ def warp(feat:torch.Tensor, # (B,C,H,W), or (1,C,H,W) shared by all B flows
         return out.view(feat.shape[1], B, H, W).transpose(0, 1)                          # (B,C,H,W), a view
     return F.grid_sample(feat, grid, align_corners=False)
 
+# %% ../../nbs/22_stage1.renderer.ipynb #tp1c0002
+def bilinear_taps(flow:torch.Tensor, # (B,H,W,2) offsets Δ in grid units
+                  mask:torch.Tensor|None=None, # (B,1,H,W), folded into the weights
+                  n_feat:int=1, # batch of the sampled feature: 1 (shared by the B flows) or B
+                 ) -> tuple: # (rows (B·H·W,4) int32, weights (B·H·W,4))
+    """`warp`'s bilinear sampling as 4 taps per output pixel: rows of the feature's pixel table (n·H·W, C) and their
+    weights (·mask); a tap outside the feature gets weight 0 (zero padding)."""
+    B, H, W, _ = flow.shape
+    size = flow.new_tensor([W, H])
+    p = ((identity_grid(H, W, flow.device, flow.dtype) + flow + 1) * size - 1) / 2   # pixel coordinates (x, y)
+    p0 = p.floor(); f1 = p - p0
+    c = torch.stack([p0, p0 + 1], -2)                                    # (B,H,W,corner,axis)
+    wt = torch.stack([1 - f1, f1], -2) * ((c >= 0) & (c <= size - 1))   # per axis: the weight, 0 outside
+    i = torch.minimum(c.clamp(min=0), size - 1).int()
+    rows = i[..., :, None, 1] * W + i[..., None, :, 0]                   # (B,H,W,y corner,x corner)
+    w = wt[..., :, None, 1] * wt[..., None, :, 0]
+    if mask is not None: w = w * mask.reshape(B, H, W, 1, 1)
+    if n_feat > 1: rows = rows + (torch.arange(B, device=rows.device, dtype=rows.dtype) * (H * W)).view(B, 1, 1, 1, 1)
+    return rows.reshape(-1, 4), w.reshape(-1, 4)
+
+def pixel_table(f:torch.Tensor) -> torch.Tensor: # (n,C,H,W) → (n·H·W, C); a view when f is channels-last
+    return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+
+def gather_taps(table:torch.Tensor, # (n·H·W, C) a pixel table
+                taps:tuple, # bilinear_taps(...)
+                shape:tuple) -> torch.Tensor: # (B,H,W) of the flow
+    "Σ of each pixel's 4 weighted rows (one `embedding_bag`): (B,C,H,W), channels-last, in the table's dtype."
+    rows, w = taps
+    out = F.embedding_bag(rows, table, per_sample_weights=w.to(table.dtype), mode="sum")
+    return out.view(*shape, -1).permute(0, 3, 1, 2)
+
 # %% ../../nbs/22_stage1.renderer.ipynb #2dcdcfbd
 class ToFlow(nn.Module):
     "Modulated 1×1 conv → (flow, mask); warps the encoder feature: (warped·m, warped·m + x·(1-m), raw, flow, m)."
@@ -46,7 +78,7 @@ class ToFlow(nn.Module):
     def flow_mask(self, x, style, skip=None): # x (B,C,H,W) decoder feature y, skip (B,3,H/2,W/2) the previous raw
         "(raw, Δ (B,H,W,2), m (B,1,H,W)): raw = M(x; style) + b + up(skip), Δ = tanh(raw[:2]), m = σ(raw[2])."
         raw = self.conv(x, style) + self.bias + (self.upsample(skip) if skip is not None else 0)
-        return raw, torch.tanh(raw[:, :2]).permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])
+        return raw, torch.tanh(raw)[:, :2].permute(0, 2, 3, 1), torch.sigmoid(raw[:, 2:3])   # tanh: one dense pass
 
     def forward(self, x, style, feat, skip=None): # feat (B,C,H,W) encoder feature
         raw, flow, mask = self.flow_mask(x, style, skip)
@@ -60,11 +92,15 @@ class ToRGB(nn.Module):
         if upsample: self.upsample = Upsample(blur_kernel)
         self.conv = ConvLayer(in_channel, 3, 1)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-    def forward(self, x, skip=None, mask=None): # mask (B,1,H,W): RGB of x·mask, computed on 3 channels
-        if mask is None: out = self.conv(x) + self.bias
-        else:                                                  # conv1×1(m·x) = m·conv1×1(x): on 3 channels, not C
-            eq, act = self.conv[0], self.conv[1]
-            out = act(pointwise(x, (eq.weight[:, :, 0, 0] * eq.scale).to(x.dtype)) * mask) + self.bias
+    def forward(self, x, skip=None):
+        out = self.conv(x) + self.bias
+        return out if skip is None else out + self.upsample(skip)
+
+    def from_taps(self, f, taps, shape, skip=None): # f (n,C,H,W) the portrait's feature, taps of F ⊙ m, shape (B,H,W)
+        "ToRGB(F ⊙ m) from the taps of F ⊙ m: the 1×1 conv commutes with sampling, so it runs on f, on 3 channels."
+        eq, act = self.conv[0], self.conv[1]
+        wf = pointwise(f.float(), eq.weight[:, :, 0, 0] * eq.scale)          # W·f (n,3,H,W), fp32
+        out = act(gather_taps(pixel_table(wf.contiguous(memory_format=torch.channels_last)), taps, shape)) + self.bias
         return out if skip is None else out + self.upsample(skip)
 
 # %% ../../nbs/22_stage1.renderer.ipynb #ee8ba07b
@@ -111,25 +147,15 @@ def _channels_last(f): # (B,C,H,W); a feature broadcast over B (stride 0) is lef
 # %% ../../nbs/22_stage1.renderer.ipynb #44d5a2bf
 class Synthesis(_SynthesisLayers):
     "Render (B,3,S,S) from w_a (B,style), α (B,d) and the portrait's skip features f_l (8×8 … S×S)."
-    def _level(self, l:int, y, w, f, raw, rgb, fast:bool): # y_{l-1}, w, f_l, raw_{l-1}, rgb_{l-1}; fast: no autograd
-        "One level: y_l, (Δ_l, m_l), F_l, the blend and rgb_l, for training and inference alike."
+    def _level(self, l:int, y, w, f, raw, rgb): # y_{l-1}, w, f_l, raw_{l-1}, rgb_{l-1}
+        "One level, with autograd: y_l, raw_l, rgb_l, Δ_l, m_l, in the order of the equations, nothing in place."
         dev, to_flow, to_rgb = y.device.type, self.to_flows[l], self.to_rgbs[l]
         with self._precision(f.shape[-1], dev):
-            y = self.convs[2 * l](y, w, inplace=fast and l > 0)               # StyledConv↑2(y_{l-1}; w)
-            y = self.convs[2 * l + 1](y, w, inplace=fast)                    # y_l = StyledConv(·; w)
-        fp32 = torch.autocast(dev, enabled=False) if fast else contextlib.nullcontext()   # inference: Δ, F, RGB in fp32
-        cast = (lambda t: t.float()) if fast else (lambda t: t)             # (a bf16 Δ is off by ~S/256 px)
-        with fp32:
-            raw, flow, mask = to_flow.flow_mask(cast(y), w, raw)             # raw_l = M_l(y_l; w) + b_l + up(raw_{l-1})
-            warped = warp(cast(f), flow)                                     # F_l = warp(f_l, Δ_l)
-        if fast: y = y.lerp_(warped.to(y.dtype), mask.to(y.dtype))          # y_l ← y_l + m_l ⊙ (F_l − y_l), in place
-        else:
-            Fm = warped * mask                                               # F_l ⊙ m_l (inference: not on C channels)
-            y = Fm + y * (1 - mask)                                          # y_l ← F_l ⊙ m_l + y_l ⊙ (1 − m_l)
-        with fp32:
-            if self.rgb_from == "blend": rgb = to_rgb(cast(y), rgb)         # rgb_l = ToRGB_l(y_l) + up(rgb_{l-1})
-            elif fast: rgb = to_rgb(warped, rgb, mask=mask)                  # rgb_l = ToRGB_l(F_l ⊙ m_l) + up(·)
-            else: rgb = to_rgb(Fm, rgb)                                      # the same, in the equations' order
+            y = self.convs[2 * l + 1](self.convs[2 * l](y, w), w)             # y_l = StyledConv(StyledConv↑2(y; w); w)
+        raw, flow, mask = to_flow.flow_mask(y, w, raw)                       # raw_l = M_l(y_l; w) + b_l + up(raw_{l-1})
+        Fm = warp(f, flow) * mask                                            # F_l ⊙ m_l, F_l = warp(f_l, Δ_l)
+        y = Fm + y * (1 - mask)                                              # y_l ← F_l ⊙ m_l + y_l ⊙ (1 − m_l)
+        rgb = to_rgb(y if self.rgb_from == "blend" else Fm, rgb)            # rgb_l = ToRGB_l(·) + up(rgb_{l-1})
         return y, raw, rgb, flow, mask
 
     def forward(self, wa:torch.Tensor, # (B,style) w_a, the portrait's appearance latent
@@ -140,11 +166,29 @@ class Synthesis(_SynthesisLayers):
         with torch.autocast(dev, enabled=False):                            # the latent in fp32: it sets every style
             w = self.latent(wa.float(), alpha.float())                      # w = w_a + Qα
         y = self.input.input.expand(len(w), -1, -1, -1)                     # the constant c (B,C,4,4)
-        if fast:                                                            # channels-last is ~2-4× faster on CPU
-            y, feats = y.contiguous(memory_format=torch.channels_last), [_channels_last(f) for f in feats]
+        if fast: y = y.contiguous(memory_format=torch.channels_last)        # channels-last is ~2-4× faster on CPU
         with self._precision(4, dev): y = self.conv1(y, w)                   # y_4 = StyledConv(c; w)
-        raw, rgb, flows = None, None, []
+        raw, rgb, flows, level = None, None, [], self._level_fast if fast else self._level
         for l, f in zip(range(len(self.to_flows)), feats):
-            y, raw, rgb, flow, mask = self._level(l, y, w, f, raw, rgb, fast)   # level l at r_l = 8·2^l
+            y, raw, rgb, flow, mask = level(l, y, w, f, raw, rgb)           # level l at r_l = 8·2^l
             if return_flows: flows.append((flow, mask))
         return (rgb, flows) if return_flows else rgb                        # rgb_S (no tanh)
+
+# %% ../../nbs/22_stage1.renderer.ipynb #lf0c0001
+@patch
+def _level_fast(self:Synthesis, l:int, y, w, f, raw, rgb):
+    "The same level without autograd: in place, F ⊙ m gathered in y's layout, ToRGB(F ⊙ m) on 3 channels of f."
+    dev, to_flow, to_rgb = y.device.type, self.to_flows[l], self.to_rgbs[l]
+    with self._precision(f.shape[-1], dev):
+        y = styled_chain(self.convs[2 * l:2 * l + 2], y, w, inplace=l > 0)   # a sample through both convs
+    with torch.autocast(dev, enabled=False):                                # Δ, m, the taps and RGB in fp32
+        raw, flow, mask = to_flow.flow_mask(y, w, raw)                       # (the 1×1 conv reads y in its dtype)
+        shape = (len(y), *y.shape[2:])
+        if len(f) > 1 and f.stride(0) == 0: f = f[:1]                      # one feature broadcast: sample it once
+        taps = bilinear_taps(flow, mask, len(f))                             # F_l ⊙ m_l: 4 weighted taps a pixel
+        Fm = gather_taps(pixel_table(_channels_last(f).to(y.dtype)), taps, shape)
+        if self.rgb_from == "warped": rgb = to_rgb.from_taps(f, taps, shape, rgb)
+    y = Fm.addcmul_(y, 1 - mask.to(y.dtype))                                # y_l ← F_l ⊙ m_l + y_l ⊙ (1 − m_l)
+    if self.rgb_from == "blend":
+        with torch.autocast(dev, enabled=False): rgb = to_rgb(y, rgb)
+    return y, raw, rgb, flow, mask
