@@ -14,7 +14,7 @@ from .stage1.model import load_stage1
 # %% auto #0
 __all__ = ['bench_portrait', 'load_any_stage1', 'bench_stage1', 'ConvRecorder', 'replay_fn', 'conv_limit', 'bench_stage2',
            'random_hubert', 'e2e_once', 'bench_e2e', 'bench_stage1_train', 'train_curves', 'plot_train_curves',
-           'bench_widgets', 'run_bench', 'format_report']
+           'bench_device', 'bench_widgets', 'run_bench', 'format_report']
 
 # %% ../nbs/70_bench.ipynb #8faa2b71
 def _timeit(fn, repeats:int=3):
@@ -173,7 +173,7 @@ def random_hubert(hidden:int=1024, layers:int=24):
 
 # %% ../nbs/70_bench.ipynb #9979bc08
 def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="float32", batch:int|None=None,
-             variant:str="mfcc_full_control", seed:int=0) -> dict:
+             variant:str="mfcc_full_control", seed:int=0, device:str="cpu") -> dict:
     "One `generate` run with random weights (in this process): {'seconds', 'frames', 'times', 'peak_rss_mb'}."
     import tempfile, numpy as np
     from PIL import Image
@@ -185,7 +185,7 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
     seed_everything(seed, deterministic=False)
     ae, gen = MotionAutoencoder.from_preset(preset).eval(), MotionGenerator.from_preset(preset, variant=variant).eval()
     hub = random_hubert(gen.cfg.audio_dim, gen.cfg.n_hubert_layers - 1) if variant.startswith("hubert") else None
-    th = TalkingHeadPipeline(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub)
+    th = TalkingHeadPipeline(ae, gen, MotionNorm(gen.cfg.motion_dim), label=f"bench {preset}", hubert=hub).to(device)
     t = np.arange(int(seconds * 16000)) / 16000
     wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1)).astype(
         np.float32
@@ -206,7 +206,7 @@ def e2e_once(preset:str="paper", seconds:float=10.0, steps:int=50, dtype:str="fl
         )
         wall = time.perf_counter() - t0
     return {"seconds": round(wall, 2), "frames": info["frames"], "times": info["times"], "batch": info["batch"],
-            "parallel": info["parallel"],
+            "parallel": info["parallel"], "first_frame_s": info["first_frame_s"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 # %% ../nbs/70_bench.ipynb #b57e0599
@@ -335,6 +335,57 @@ def plot_train_curves(res:dict):
     b.set_xlabel("step"); b.legend(); fig.tight_layout()
     return fig
 
+# %% ../nbs/70_bench.ipynb #gp0c0002
+def _sync(dev:torch.device):
+    if dev.type == "cuda": torch.cuda.synchronize(dev)
+
+def bench_device(device:str="cuda", preset:str="paper", batches=(1, 8, 32), seconds=(10, 60), train_batch:int=32,
+                 train_steps:int=10, steps:int=50, repeats:int=3, dtype:str="bfloat16", seed:int=0) -> list[dict]:
+    "Rows `render` (ms/frame per batch), `e2e.generate_<s>s` (with `first_frame_s`) and `s1.train_step` on `device`."
+    from anitalker.stage1.train import Stage1TrainConfig
+    from anitalker.losses.image import SSIMLoss, l1_loss
+    dev, rows = torch.device(device), []
+    seed_everything(seed, deterministic=False); m = MotionAutoencoder.from_preset(preset).eval().to(dev)
+    with torch.inference_mode():
+        src = m.encode(bench_portrait(m.cfg.size).to(dev))
+        for B in batches:
+            a = src["alpha"] + 0.3 * torch.randn(B, m.cfg.motion_dim, device=dev)
+            def run(): _sync(dev); y = m.render(src, a); _sync(dev); return y
+            with render_context(dtype, dev.type): t, _ = _timeit(run, repeats)
+            rows.append({"module": "render", "device": str(dev), "preset": preset, "batch": B, "dtype": dtype,
+                         "ms_per_frame": round(t * 1000 / B, 2)})
+    del m
+    for s in seconds:
+        o = e2e_once(preset, s, steps, dtype, variant="mfcc_full_control", seed=seed, device=device)
+        rows.append({"module": f"e2e.generate_{s:g}s", "device": str(dev), "preset": preset, "dtype": dtype,
+                     "batch": o["batch"], "s": o["seconds"], "frames": o["frames"], "first_frame_s": o["first_frame_s"],
+                     "stages": o["times"], "parallel": o["parallel"], "peak_rss_mb": o["peak_rss_mb"]})
+    cfg = Stage1TrainConfig.tiny(preset=preset, metric="none", use_mi=False, drive="difference")
+    net, opt, b = _train_setup(cfg, cfg.model_config().size, train_batch, seed, "contiguous", True)
+    net, b, ssim = net.to(dev), {k: v.to(dev) for k, v in b.items()}, SSIMLoss().to(dev)
+    opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99))
+    def train_step():
+        with torch.autocast(dev.type, torch.bfloat16, enabled=dtype == "bfloat16"):
+            x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    train_step(); _sync(dev); t0 = time.perf_counter()
+    for _ in range(train_steps): train_step()
+    _sync(dev); t = (time.perf_counter() - t0) / train_steps
+    rows.append({"module": "s1.train_step", "device": str(dev), "preset": preset, "batch": train_batch, "dtype": dtype,
+                 "ms_per_step": round(t * 1000, 1), "steps_per_s": round(1 / t, 2)})
+    return rows
+
+# %% ../nbs/70_bench.ipynb #gp0c0004
+def _device_lines(rows:list) -> list[str]:
+    "The `bench_device` rows, one line each, under one header."
+    def one(r):
+        if r["module"] == "render": what = f"batch {r['batch']:>3d}: {r['ms_per_frame']:8.2f} ms/frame"
+        elif r["module"] == "s1.train_step":
+            what = f"batch {r['batch']:>3d}: {r['ms_per_step']:8.1f} ms/step, {r['steps_per_s']:.2f} steps/s"
+        else: what = f"{r['frames']} frames in {r['s']:.2f} s, first frames written after {r['first_frame_s']:.2f} s"
+        return f"{r['module']:18s} {r['dtype']:>9s}  {what}"
+    return [f"on {rows[0]['device']} ({rows[0]['preset']} preset)"] + [one(r) for r in rows] if rows else []
+
 # %% ../nbs/70_bench.ipynb #b3c1wd02
 def bench_widgets(presets=("tiny", "paper"), moves:int=10, swap_seconds:float=4.0, repeats:int=3,
                   seed:int=0) -> list[dict]:
@@ -368,6 +419,7 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
               only:str|None=None, # 'stage1', 'stage2', 'e2e', 'train' or 'widgets': only those rows
               long:bool=False, # e2e also for 180 s of audio (peak-RSS check; minutes at the paper preset)
               variant:str="mfcc_full_control", # of the e2e rows (hubert_*: a random HuBERT-large computes the features)
+              device:str|None=None, # 'cuda': the GPU rows of `bench_device` instead
              ) -> dict:
     """All benchmarks with the machine facts; `quick` = tiny preset, one repeat (a smoke run); `stage1` = checkpoint to
     load."""
@@ -377,7 +429,8 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
     t0, heap = time.perf_counter(), reuse_freed_memory()               # as `generate`: freed memory is reused
     model, p2 = load_any_stage1(stage1) if stage1 else None, "tiny" if preset == "tiny" else "paper"
     if model is not None: preset = f"{stage1} ({model.cfg.size}px)"
-    rows = []
+    rows = bench_device(device, preset, repeats=repeats) if device not in (None, "cpu") else []
+    if device not in (None, "cpu"): only = "device"                   # nothing else: the CPU rows are separate runs
     if only in (None, "stage1"):                                     # one model for the module rows and the conv limit
         seed_everything(0, deterministic=False); m1 = model or MotionAutoencoder.from_preset(preset)
         rows += bench_stage1(preset, batches=(1, 4) if quick else (1, 4, 8, 16), repeats=repeats, model=m1)
@@ -394,7 +447,7 @@ def run_bench(preset:str="paper", quick:bool=False, repeats:int=3, stage1:str|No
                               swap_seconds=1.0 if quick else 4.0, repeats=repeats)
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
     env = {**env_info(), "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"), "flags": flags,
-           "heap_reuse": heap, "dtype_auto": list(resolve_dtype("auto"))}
+           "heap_reuse": heap, "dtype_auto": list(resolve_dtype("auto", device or "cpu"))}
     return {"env": env, "preset": preset, "repeats": repeats, "rows": rows,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -444,6 +497,7 @@ def _e2e_lines(e2:list) -> list[str]:
 # %% ../nbs/70_bench.ipynb #d5b7cbdd
 def format_report(rep:dict) -> str:
     "A plain-text table of a `run_bench` result, headed by the machine facts."
+    if rep["rows"] and "device" in rep["rows"][0]: return "\n".join(_machine_lines(rep) + _device_lines(rep["rows"]))
     lines = _machine_lines(rep) + [f"{'module':8s} {'batch':>5s} {'dtype':>9s} {'ms/frame':>9s} {'PSNR vs fp32':>13s}"]
     for r in (r for r in rep["rows"] if "ms_per_frame" in r):
         lines.append(f"{r['module']:8s} {r['batch']:>5d} {r['dtype']:>9s} {r['ms_per_frame']:>9.1f} "

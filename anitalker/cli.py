@@ -389,6 +389,8 @@ def _bench_args(p):
         default=None,
         help="only these rows (train: stage-1 training steps/s; widgets: demo responsiveness)",
     )
+    p.add_argument("--device", default=None, metavar="DEV",
+                   help="cuda: the GPU rows instead (render at batch 1/8/32, end to end 10 s and 60 s, training)")
     p.add_argument(
         "--long",
         action="store_true",
@@ -407,7 +409,8 @@ def _bench_args(p):
 def _bench(args):
     from anitalker.bench import run_bench, format_report
     out = args.json_out and check_output(args.json_out, {"stage-1 checkpoint": args.stage1})   # before the timing
-    rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant)
+    rep = run_bench(args.preset, args.quick, args.repeats, args.stage1, args.only, args.long, args.variant,
+                    args.device)
     print(json.dumps(rep, indent=1) if args.json else format_report(rep))
     if out: atomic_write(out, json.dumps(rep, indent=1) + "\n")
     return 0

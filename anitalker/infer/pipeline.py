@@ -38,6 +38,12 @@ class TalkingHeadPipeline:
     @property
     def variant(self) -> str: return self.gen.cfg.variant
 
+    def to(self, device) -> "TalkingHeadPipeline":
+        "Every model (and a loaded HuBERT) on `device`, e.g. 'cuda'; returns self."
+        for m in (self.ae, self.gen, self.norm, self.hubert):
+            if isinstance(m, torch.nn.Module): m.to(device)
+        return self
+
     @classmethod
     def from_run(cls, run, hubert=None, stage1=None) -> "TalkingHeadPipeline":
         "A kit run (`RUN/stage1` + `RUN/stage2`, or a stage-2 run folder): see `infer.loading.load_run`."
@@ -160,7 +166,7 @@ def audio_features(th:TalkingHeadPipeline, wav:np.ndarray, n_frames:int,
 
 # %% ../../nbs/43_infer.pipeline.ipynb #89fe9e80
 def _frames_u8(x:torch.Tensor) -> np.ndarray: # (B,3,S,S) in [-1,1]
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).contiguous().numpy()
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 class _Timer:
     "Seconds per named stage, printed as a table at the end."
@@ -253,7 +259,7 @@ def render_video(ae:MotionAutoencoder, src:dict, # the portrait's encoding (`ae.
         pending = None
         for a in alphas:  # a driving video's chunks are read (and timed) by the iterator
             tm("render (stage 1)")
-            with render_context(dtype): fr = _frames_u8(ae.render(src, a))
+            with render_context(dtype, src["w_a"].device.type): fr = _frames_u8(ae.render(src, a.to(src["w_a"].device)))
             tm("wait for the writer")
             if pending is not None: pending.result()                        # at most one chunk in flight
             pending = pool.submit(finish, fr)
@@ -319,7 +325,7 @@ def generate(
     ctrl = parse_controls(T, th.variant, pose, location, scale)
     feats = audio_features(th, wav, T, dtype)
     tm("encode portrait")
-    src = th.ae.encode(to_tensor(face)[None])
+    src = th.ae.encode(to_tensor(face)[None].to(next(th.ae.parameters()).device))
     tm("motion (stage 2)")
     alpha = _sample_alpha(th, feats, src, ctrl, T, steps, seed, dtype)
     render_video(th.ae, src, alpha.split(batch), o, T, th.label, wav, *((photo, box) if paste_back else (None, None)),
@@ -354,7 +360,7 @@ def _driving_motion(ae:MotionAutoencoder, src:dict, chunks:Iterable, # (b,H,W,3)
     for chunk in chunks:
         tm("driving: motion")
         if box is not None: chunk = crop_and_resize(chunk, box, ae.cfg.size)
-        a = ae.motion(torch.stack([to_tensor(f) for f in chunk]))
+        a = ae.motion(torch.stack([to_tensor(f) for f in chunk]).to(src["alpha"].device))
         if relative:
             first = a[:1].clone() if first is None else first
             a = src["alpha"] + a - first
@@ -404,7 +410,7 @@ def reenact(
     dbox, T = _driving_box(dv, crop, repr(str(dv)))
     wav = read_audio(dv, SR) if info["has_audio"] else None
     tm("encode portrait")
-    src = ae.encode(to_tensor(face)[None])
+    src = ae.encode(to_tensor(face)[None].to(next(ae.parameters()).device))
     motion = _driving_motion(ae, src, iter_video(dv, fps=FPS, batch=batch), dbox, relative, tm)
     render_video(ae, src, motion, o, T, label, wav,
                  *((photo, box) if paste_back else (None, None)), dtype=dtype, timer=tm, progress=progress,

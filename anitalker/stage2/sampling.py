@@ -44,7 +44,7 @@ def crossfade_weights(windows:list, # from `plan_windows`
 def blend_windows(x:torch.Tensor, # (n_windows, W, d) per-window results
                   windows:list, n_frames:int) -> torch.Tensor: # (T, d)
     "The crossfaded sequence of per-window results."
-    w = crossfade_weights(windows).to(x.dtype)
+    w = crossfade_weights(windows).to(x.device, x.dtype)
     out = x.new_zeros(n_frames, x.shape[-1])
     for k, (s, e) in enumerate(windows): out[s:e] += w[k, :, None] * x[k]
     return out
@@ -128,12 +128,14 @@ def sample_motion(gen, # a MotionGenerator (or anything with cfg.variant, cfg.mo
     "{'motion': (T,d), 'predictions', 'windows', 'x_T'}: the condition once per window, DDIM on batched windows."
     from tqdm.auto import tqdm
     ax, r, T, controls = _check_inputs(gen, audio, controls, dtype)
+    dev = alpha_start.device                                                  # the model's device
+    audio, controls = audio.to(dev), {k: v.to(dev) for k, v in controls.items()}
     wins = plan_windows(T, max_window, overlap)
     sched = default(scheduler, DDIMScheduler())
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(int(seed))
-    x_T = torch.randn(1, T, gen.cfg.motion_dim, generator=g)                   # x_T for the whole clip
-    ctx = (lambda: torch.autocast("cpu", torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
+    x_T = torch.randn(1, T, gen.cfg.motion_dim, generator=g).to(dev)           # x_T for the whole clip (any device)
+    ctx = (lambda: torch.autocast(dev.type, torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
     xs, preds = [], []
     n_groups = math.ceil(len(wins) / window_batch)
     bar = tqdm(total=len(sched.timesteps) * n_groups, desc="DDIM", disable=not progress)
