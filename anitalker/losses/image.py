@@ -111,7 +111,8 @@ class SSIMLoss(nn.Module):
     """1 - SSIM (the metric's Gaussian-window SSIM, differentiable): a weight-free structural term for CPU runs without
     ImageNet weights."""
     def forward(self, pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor: # (B,3,H,W) each, H,W >= 11
-        return 1 - ssim(pred, target).mean()
+        with torch.autocast(pred.device.type, enabled=False):   # fp32 always: σ² = E[x²] − E[x]² cancels in bf16
+            return 1 - ssim(pred.float(), target.float()).mean()
 
 # %% ../../nbs/25_losses.image.ipynb #73a00a4a
 _TV = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights"}
