@@ -101,7 +101,10 @@ def replay_fn(calls:list, seed:int=0):
         return cache[shape, dtype, cl]
     for func, spec, kw in calls:
         made.append((func, [tensor(*s[1:]) if s[0] == "T" else s[1] for s in spec], kw))
-    return lambda: [f(*a, **k) for f, a, k in made]
+    def run(keep:bool=False): # keep=False: each output is freed before the next call, as in the render
+        outs = [f(*a, **k) for f, a, k in made] if keep else [tuple(f(*a, **k).shape) for f, a, k in made]
+        return outs
+    return run
 
 # %% ../nbs/70_bench.ipynb #cv1m0004
 def conv_limit(model:MotionAutoencoder, batch:int=8, dtype:str="bfloat16", repeats:int=3, seed:int=0) -> dict:

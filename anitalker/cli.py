@@ -241,7 +241,7 @@ def _render_args(p):
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="auto (default): bfloat16 on a CPU with AVX-512-BF16 or AMX (or a GPU with it), else float32")
     p.add_argument("--batch", type=_positive_int, default=None,
-                   help="frames rendered at once (default: 16 in float32, 8 in bfloat16)")
+                   help="frames rendered at once (default: the faster one for the dtype, infer.pipeline.RENDER_BATCH)")
     p.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
 
 def _generate_args(p):

@@ -107,11 +107,11 @@ def test_bench_quick_json(cli):
     assert [(x["module"], x["preset"]) for x in wd] == [("widget.slider", "tiny"), ("widget.swap", "tiny")]
     assert wd[0]["move_ms"] > 0 and wd[1]["s"] > 0 and wd[1]["frames"] == 25
     cl = [x for x in rep["rows"] if x["module"] == "render.conv_limit"]      # render against its own convolutions
-    assert [(x["dtype"], x["batch"]) for x in cl] == [("float32", 16), ("bfloat16", 8)]      # each at the pipeline's batch
+    assert [(x["dtype"], x["batch"]) for x in cl] == [("float32", 16), ("bfloat16", 16)]     # each at the pipeline's batch
     assert all(x["conv_ms"] > 0 and x["n_convs"] > 10 for x in cl)
     assert all(x["ms"] > 0 for x in s2) and len(s1) + len(s2) + len(e2) + len(tr) + len(wd) + len(cl) == len(rep["rows"])
     assert {(x["module"], x["dtype"], x["frames"], x["batch"]) for x in e2} == {("e2e.generate_2s", "float32", 50, 16),
-                                                                                ("e2e.generate_2s", "bfloat16", 50, 8)}
+                                                                                ("e2e.generate_2s", "bfloat16", 50, 16)}
     assert all(x["parallel"]["watermark + paste-back + write"] > 0 for x in e2)   # written while the next batch renders
     r = cli("bench", "--quick", "--json", "--only", "stage2")
     assert r.returncode == 0, r.stderr

@@ -220,8 +220,10 @@ def load_portrait(image, size:int, crop:str, name:str|None=None):
     return photo, face, box
 
 # %% ../../nbs/43_infer.pipeline.ipynb #sp0c0001
-# the faster render batch per dtype (paper preset, 2 cores; `anitalker bench` prints ms/frame at batch 1, 4, 8, 16)
-RENDER_BATCH = {"float32": 16, "bfloat16": 8}
+# the faster render batch per dtype (paper preset, 2 cores; `anitalker bench` prints ms/frame at batch 1, 4, 8, 16):
+# on an AMD EPYC (AVX-512-BF16), 16 beat 8 by 3-4 % in both dtypes, alternating runs (157 vs 163 ms/frame in float32,
+# 93 vs 96 in bfloat16); 32 gains nothing more and doubles the activations' memory
+RENDER_BATCH = {"float32": 16, "bfloat16": 16}
 
 def speed_setup(dtype:str="auto", batch:int|None=None, device="cpu") -> tuple[str, str, int]: # (dtype, why, batch)
     """The dtype ('auto' resolved for the device, with the reason) and the render batch (`RENDER_BATCH` of that dtype

@@ -36,29 +36,35 @@ def warp(feat:torch.Tensor, # (B,C,H,W), or (1,C,H,W) shared by all B flows
     return F.grid_sample(feat, grid, align_corners=False)
 
 # %% ../../nbs/22_stage1.renderer.ipynb #tp1c0002
+def _axis(flow, d:int, n:int, shape): # coordinate d of the flow → (first tap (int), weight of the second)
+    "Pixel coordinate as grid_sample computes it, ((x + 1)·n − 1)/2, clamped to [−1, n] (beyond: the zero border)."
+    p = (flow[..., d] + identity_grid(1, n, flow.device, flow.dtype)[0, 0, :, 0].view(shape)).add_(1)
+    p = p.mul_(n / 2).sub_(0.5).clamp_(-1, n); p0 = p.floor()
+    return p0.int(), p.sub_(p0)
+
 def bilinear_taps(flow:torch.Tensor, # (B,H,W,2) offsets Δ in grid units
                   mask:torch.Tensor|None=None, # (B,1,H,W), folded into the weights
                   n_feat:int=1, # batch of the sampled feature: 1 (shared by the B flows) or B
                  ) -> tuple: # (rows (B·H·W,4) int32, weights (B·H·W,4))
-    """`warp`'s bilinear sampling as 4 taps per output pixel: rows of the feature's pixel table (n·H·W, C) and their
-    weights (·mask); a tap outside the feature gets weight 0 (zero padding)."""
-    B, H, W, _ = flow.shape
-    size = flow.new_tensor([W, H])
-    p = ((identity_grid(H, W, flow.device, flow.dtype) + flow + 1) * size - 1) / 2   # pixel coordinates (x, y)
-    p0 = p.floor(); f1 = p - p0
-    c = torch.stack([p0, p0 + 1], -2)                                    # (B,H,W,corner,axis)
-    wt = torch.stack([1 - f1, f1], -2) * ((c >= 0) & (c <= size - 1))   # per axis: the weight, 0 outside
-    i = torch.minimum(c.clamp(min=0), size - 1).int()
-    rows = i[..., :, None, 1] * W + i[..., None, :, 0]                   # (B,H,W,y corner,x corner)
-    w = wt[..., :, None, 1] * wt[..., None, :, 0]
-    if mask is not None: w = w * mask.reshape(B, H, W, 1, 1)
-    if n_feat > 1: rows = rows + (torch.arange(B, device=rows.device, dtype=rows.dtype) * (H * W)).view(B, 1, 1, 1, 1)
-    return rows.reshape(-1, 4), w.reshape(-1, 4)
+    """`warp`'s bilinear sampling as 4 taps per output pixel: rows of the feature's `pixel_table` and their weights
+    (·mask). The table has a zero border, so a tap past the image reads zeros (zero padding) with no test."""
+    B, H, W, _ = flow.shape; Wp = W + 3
+    x0, fx = _axis(flow, 0, W, (1, 1, W)); y0, fy = _axis(flow, 1, H, (1, H, 1))
+    r = y0.mul_(Wp).add_(x0).add_(Wp + 1)                                  # the top-left tap, in the padded table
+    if n_feat > 1: r += (torch.arange(B, device=r.device, dtype=r.dtype) * ((H + 3) * Wp)).view(B, 1, 1)
+    rows = torch.stack([r, r + 1, r + Wp, r + (Wp + 1)], -1)
+    m = mask.reshape(B, H, W) if mask is not None else torch.ones_like(fy)
+    gy1 = fy.mul_(m); gy0 = m - gy1; gx0 = 1 - fx
+    return rows.view(-1, 4), torch.stack([gy0 * gx0, gy0 * fx, gy1 * gx0, gy1 * fx], -1).view(-1, 4)
 
-def pixel_table(f:torch.Tensor) -> torch.Tensor: # (n,C,H,W) → (n·H·W, C); a view when f is channels-last
-    return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+def pixel_table(f:torch.Tensor, dtype=None) -> torch.Tensor: # (n,C,H,W) → (n·(H+3)·(W+3), C)
+    "The channels of every pixel as rows, inside a zero border (1 pixel before, 2 after), in `dtype` (default f's)."
+    n, C, H, W = f.shape
+    t = f.new_zeros(n, H + 3, W + 3, C, dtype=dtype or f.dtype)
+    t[:, 1:H + 1, 1:W + 1] = f.permute(0, 2, 3, 1)
+    return t.view(-1, C)
 
-def gather_taps(table:torch.Tensor, # (n·H·W, C) a pixel table
+def gather_taps(table:torch.Tensor, # (rows, C) a pixel table
                 taps:tuple, # bilinear_taps(...)
                 shape:tuple) -> torch.Tensor: # (B,H,W) of the flow
     "Σ of each pixel's 4 weighted rows (one `embedding_bag`): (B,C,H,W), channels-last, in the table's dtype."
@@ -100,7 +106,7 @@ class ToRGB(nn.Module):
         "ToRGB(F ⊙ m) from the taps of F ⊙ m: the 1×1 conv commutes with sampling, so it runs on f, on 3 channels."
         eq, act = self.conv[0], self.conv[1]
         wf = pointwise(f.float(), eq.weight[:, :, 0, 0] * eq.scale)          # W·f (n,3,H,W), fp32
-        out = act(gather_taps(pixel_table(wf.contiguous(memory_format=torch.channels_last)), taps, shape)) + self.bias
+        out = act(gather_taps(pixel_table(wf), taps, shape)) + self.bias
         return out if skip is None else out + self.upsample(skip)
 
 # %% ../../nbs/22_stage1.renderer.ipynb #ee8ba07b
@@ -140,9 +146,7 @@ class _SynthesisLayers(nn.Module):
             return torch.autocast(device_type, enabled=False)
         return contextlib.nullcontext()
 
-def _channels_last(f): # (B,C,H,W); a feature broadcast over B (stride 0) is left as it is
-    keep = f.is_contiguous(memory_format=torch.channels_last) or f.stride(0) == 0
-    return f if keep else f.contiguous(memory_format=torch.channels_last)
+
 
 # %% ../../nbs/22_stage1.renderer.ipynb #44d5a2bf
 class Synthesis(_SynthesisLayers):
@@ -186,7 +190,7 @@ def _level_fast(self:Synthesis, l:int, y, w, f, raw, rgb):
         shape = (len(y), *y.shape[2:])
         if len(f) > 1 and f.stride(0) == 0: f = f[:1]                      # one feature broadcast: sample it once
         taps = bilinear_taps(flow, mask, len(f))                             # F_l ⊙ m_l: 4 weighted taps a pixel
-        Fm = gather_taps(pixel_table(_channels_last(f).to(y.dtype)), taps, shape)
+        Fm = gather_taps(pixel_table(f, y.dtype), taps, shape)
         if self.rgb_from == "warped": rgb = to_rgb.from_taps(f, taps, shape, rgb)
     y = Fm.addcmul_(y, 1 - mask.to(y.dtype))                                # y_l ← F_l ⊙ m_l + y_l ⊙ (1 − m_l)
     if self.rgb_from == "blend":
