@@ -230,8 +230,9 @@ class StyledConv(nn.Module):
     def fast(self, x, noise=None) -> bool: # the inference fast path applies
         return not torch.is_grad_enabled() and noise is None and self.conv.mode == "batched" and self.conv.demodulate
 
-    def folds(self, x) -> bool: # inference in bf16 on a large map: one folded weight per sample
-        return self.fast(x) and x.dtype != torch.float32 and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px
+    def folds(self, x) -> bool: # inference in bf16 on a large map, on a CPU: one folded weight per sample
+        return (self.fast(x) and x.device.type == "cpu" and x.dtype != torch.float32
+                and x.shape[-2] * x.shape[-1] >= self.per_sample_min_px)
 
     def styles(self, style): # (B,Cin) s, in fp32 whatever the autocast
         with torch.autocast(style.device.type, enabled=False): return self.conv.modulation(style.float())
