@@ -244,13 +244,15 @@ from .core import bf16_hardware, cpu_flags, resolve_dtype, reuse_freed_memory   
 from .infer.pipeline import RENDER_BATCH, speed_setup
 
 # %% ../nbs/70_bench.ipynb #be1a430e
-def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool) -> tuple: # (net, opt, batch)
-    "A `Stage1Net` of `cfg` in training mode, `alpha_only_targets` set, its optimiser and a (batch,3,S,S) batch."
+def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool, device="cpu") -> tuple:
+    """(net, opt, batch): a `Stage1Net` of `cfg` in training mode on `device`, `alpha_only_targets` set, its optimiser
+    and a (batch,3,S,S) batch."""
     from anitalker.stage1.objective import Stage1Net
-    seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train(); net.alpha_only_targets = alpha_only
+    seed_everything(seed, deterministic=False); net = Stage1Net(cfg, 2).train().to(device)
+    net.alpha_only_targets = alpha_only
     opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99), fused=True)
     g = torch.Generator().manual_seed(seed)  # as training
-    b = {k: torch.rand(batch, 3, S, S, generator=g) * 2 - 1 for k in ("source", "target")}
+    b = {k: (torch.rand(batch, 3, S, S, generator=g) * 2 - 1).to(device) for k in ("source", "target")}
     if layout == "channels_last":                                       # 4-D weights and the images in NHWC
         for p_ in net.parameters():
             if p_.dim() == 4: p_.data = p_.data.contiguous(memory_format=torch.channels_last)
@@ -258,24 +260,29 @@ def _train_setup(cfg, S:int, batch:int, seed:int, layout:str, alpha_only:bool) -
     return net, opt, b
 
 # %% ../nbs/70_bench.ipynb #4c3e9bd2
+def _sync(dev:torch.device):
+    if dev.type == "cuda": torch.cuda.synchronize(dev)
+
 def _time_train_steps(net, opt, b:dict, dt:str, ssim, steps:int) -> tuple: # ({part: [s]}, {sub-part: [s]})
-    "Seconds per step of forward / backward / optimiser, and of the encoder / renderer inside the forward pass."
+    """Seconds per step of forward / backward / optimiser (synchronised on a GPU), and of the encoder / renderer inside
+    the forward pass (on a CPU)."""
     from anitalker.losses.image import l1_loss
+    dev = b["source"].device
     parts = {"forward": [], "backward": [], "optimizer": []}
     sub = {"encoder": [], "renderer": []}  # sub: inside forward
     for name, m in (("encoder", net.ae.enc), ("renderer", net.ae.dec)):
         m.register_forward_pre_hook(lambda mod, a, n=name: setattr(mod, "_t0", time.perf_counter()))
         m.register_forward_hook(lambda mod, a, o, n=name: sub[n].append(time.perf_counter() - mod._t0))
     def step():
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16, enabled=dt == "bfloat16"):
+        _sync(dev); t0 = time.perf_counter()
+        with torch.autocast(dev.type, torch.bfloat16, enabled=dt == "bfloat16"):
             x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
-        t1 = time.perf_counter()
+        _sync(dev); t1 = time.perf_counter()
         loss.backward()
-        t2 = time.perf_counter()
+        _sync(dev); t2 = time.perf_counter()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
+        _sync(dev); t3 = time.perf_counter(); return t1 - t0, t2 - t1, t3 - t2
     step()                                                                # warm-up
     for v in sub.values(): v.clear()
     for _ in range(steps):
@@ -346,14 +353,11 @@ def plot_train_curves(res:dict):
     return fig
 
 # %% ../nbs/70_bench.ipynb #gp0c0002
-def _sync(dev:torch.device):
-    if dev.type == "cuda": torch.cuda.synchronize(dev)
-
 def bench_device(device:str="cuda", preset:str="paper", batches=(1, 8, 32), seconds=(10, 60), train_batch:int=32,
                  train_steps:int=10, steps:int=50, repeats:int=3, dtype:str="bfloat16", seed:int=0) -> list[dict]:
     "Rows `render` (ms/frame per batch), `e2e.generate_<s>s` (with `first_frame_s`) and `s1.train_step` on `device`."
     from anitalker.stage1.train import Stage1TrainConfig
-    from anitalker.losses.image import SSIMLoss, l1_loss
+    from anitalker.losses.image import SSIMLoss
     dev, rows = torch.device(device), []
     seed_everything(seed, deterministic=False); m = MotionAutoencoder.from_preset(preset).eval().to(dev)
     with torch.inference_mode():
@@ -371,16 +375,9 @@ def bench_device(device:str="cuda", preset:str="paper", batches=(1, 8, 32), seco
                      "batch": o["batch"], "s": o["seconds"], "frames": o["frames"], "first_frame_s": o["first_frame_s"],
                      "stages": o["times"], "parallel": o["parallel"], "peak_rss_mb": o["peak_rss_mb"]})
     cfg = Stage1TrainConfig.tiny(preset=preset, metric="none", use_mi=False, drive="difference")
-    net, opt, b = _train_setup(cfg, cfg.model_config().size, train_batch, seed, "contiguous", True)
-    net, b, ssim = net.to(dev), {k: v.to(dev) for k, v in b.items()}, SSIMLoss().to(dev)
-    opt = torch.optim.Adam(net.parameters(), 2e-3, betas=(0.9, 0.99))
-    def train_step():
-        with torch.autocast(dev.type, torch.bfloat16, enabled=dtype == "bfloat16"):
-            x = net(b)["recon"].float(); loss = l1_loss(x, b["target"]) + 0.5 * ssim(x, b["target"])
-        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    train_step(); _sync(dev); t0 = time.perf_counter()
-    for _ in range(train_steps): train_step()
-    _sync(dev); t = (time.perf_counter() - t0) / train_steps
+    net, opt, b = _train_setup(cfg, cfg.model_config().size, train_batch, seed, "contiguous", True, dev)
+    parts, _ = _time_train_steps(net, opt, b, dtype, SSIMLoss().to(dev), train_steps)
+    t = sum(statistics.median(v) for v in parts.values())
     rows.append({"module": "s1.train_step", "device": str(dev), "preset": preset, "batch": train_batch, "dtype": dtype,
                  "ms_per_step": round(t * 1000, 1), "steps_per_s": round(1 / t, 2)})
     return rows
